@@ -1,0 +1,3 @@
+"""reportgen: reproducibility reports for PyTorch numerics."""
+
+__version__ = "0.1.0"

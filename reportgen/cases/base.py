@@ -1,0 +1,89 @@
+"""What a case receives (CaseContext) and what it returns (CaseOutput)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import torch
+
+from reportgen.measure.numerics import Comparison
+from reportgen.measure.timing import TimingResult
+
+
+class CaseSkipped(Exception):
+    """Raise from a case when it cannot run here (no CUDA, dtype unsupported...); the message is the reason."""
+
+
+@dataclass(frozen=True)
+class CaseInfo:
+    name: str
+    description: str
+    run: Callable[["CaseContext"], "CaseOutput"]
+    defaults: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class CaseContext:
+    """Everything a case may use: its (validated, defaulted) params, device, dtype, seed, tolerances."""
+
+    name: str
+    params: Mapping[str, Any]
+    device: torch.device
+    dtype: torch.dtype
+    seed: int
+    timing_rounds: int = 7
+    timing_min_sample_s: float = 0.02
+    timing_enabled: bool = True
+    bound_factor: float = 1.0
+    noise_iqr: float = 0.10
+    progress: Callable[[str], None] = lambda msg: None
+
+    def generator(self, offset: int = 0) -> torch.Generator:
+        """A CPU generator seeded from the case seed (draw on CPU, then move: same numbers on every device)."""
+        return torch.Generator().manual_seed(self.seed + offset)
+
+    def randn(self, *shape: int, gen: torch.Generator, dtype: torch.dtype | None = None) -> torch.Tensor:
+        return torch.randn(*shape, generator=gen, dtype=torch.float64).to(dtype or self.dtype).to(self.device)
+
+
+@dataclass
+class CaseOutput:
+    """Builder for a case's results; the runner turns it into a CaseResult."""
+
+    comparisons: list[dict[str, Any]] = field(default_factory=list)
+    tables: list[dict[str, Any]] = field(default_factory=list)
+    plots: list[dict[str, Any]] = field(default_factory=list)
+    timings: list[dict[str, Any]] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def add_comparison(self, comparison: Comparison, group: str = "") -> Comparison:
+        d = comparison.to_dict()
+        d["group"] = group
+        self.comparisons.append(d)
+        return comparison
+
+    def add_table(self, title: str, columns: list[str], rows: list[list[Any]], note: str = "") -> None:
+        self.tables.append({"title": title, "columns": columns, "rows": rows, "note": note})
+
+    def add_line_plot(self, id: str, title: str, xlabel: str, ylabel: str, series: list[dict[str, Any]],
+                      xscale: str = "linear", yscale: str = "linear", note: str = "") -> None:
+        """``series``: [{"label", "x": [...], "y": [...], "style": "" | "bound" | "dashed"}]."""
+        self.plots.append({"id": id, "kind": "line", "title": title, "xlabel": xlabel, "ylabel": ylabel,
+                           "xscale": xscale, "yscale": yscale, "series": series, "note": note})
+
+    def add_histogram(self, id: str, title: str, xlabel: str, hists: list[dict[str, Any]], note: str = "") -> None:
+        """``hists``: [{"label", "edges": [...], "counts": [...], "zeros": int, "total": int}]."""
+        self.plots.append({"id": id, "kind": "hist", "title": title, "xlabel": xlabel, "ylabel": "count",
+                           "xscale": "linear", "yscale": "linear", "series": hists, "note": note})
+
+    def add_timing(self, timing: TimingResult) -> None:
+        self.timings.append(timing.to_dict())
+
+    def fact(self, key: str, value: Any) -> None:
+        self.facts[key] = value
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)

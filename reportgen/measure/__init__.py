@@ -1,0 +1,1 @@
+"""Measurements: numerics (errors vs bounds), timing, environment and settings capture."""

@@ -1,0 +1,196 @@
+"""Compare tensors against each other and against a float64 reference, in units of a rounding-error bound.
+
+The bound is the classical one for inner products (Higham, *Accuracy and Stability of Numerical Algorithms*, 3.1):
+``|fl(x.w + b) - (x.w + b)| <= gamma_n * (|x|.|w| + |b|)`` with ``gamma_n = n*u / (1 - n*u)``, ``n`` the number of
+terms summed (K products, plus one for a bias) and ``u`` the unit roundoff of the dtype. It holds for any summation
+order, blocking or FMA use, which is exactly why two kernels may disagree *within* it. When two results are each
+within their bound of the same exact value, their difference is within the sum of the two bounds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+#: Unit roundoff u = 2**-p for p significand bits (round to nearest).
+UNIT_ROUNDOFF: dict[torch.dtype, float] = {
+    torch.float64: 2.0**-53,
+    torch.float32: 2.0**-24,
+    torch.float16: 2.0**-11,
+    torch.bfloat16: 2.0**-8,
+}
+
+_INT_VIEW = {torch.float64: torch.int64, torch.float32: torch.int32,
+             torch.float16: torch.int16, torch.bfloat16: torch.int16}
+
+IDENTICAL = "identical"
+WITHIN = "within rounding"
+OUT_OF_BOUND = "out of bound"
+
+
+def unit_roundoff(dtype: torch.dtype) -> float:
+    return UNIT_ROUNDOFF[dtype]
+
+
+def gamma(n: int, dtype: torch.dtype) -> float:
+    """gamma_n for ``dtype``; ``inf`` once n*u >= 1 (the bound says nothing any more)."""
+    nu = n * unit_roundoff(dtype)
+    return nu / (1.0 - nu) if nu < 1.0 else math.inf
+
+
+def matmul_bound(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """Elementwise float64 bound on the rounding error of ``a @ b (+ bias)`` computed in ``dtype``.
+
+    ``a`` is (..., n) and ``b`` is (n, m); the bound is ``gamma_{n(+1)} * (|a| @ |b| + |bias|)``.
+    """
+    n = a.shape[-1] + (1 if bias is not None else 0)
+    scale = a.double().abs() @ b.double().abs()
+    if bias is not None:
+        scale = scale + bias.double().abs()
+    return gamma(n, dtype) * scale
+
+
+def ordered_bits(t: torch.Tensor) -> torch.Tensor:
+    """Map floats to int64 so that adjacent floats are adjacent integers (and -0 == +0)."""
+    bits = t.contiguous().view(_INT_VIEW[t.dtype]).to(torch.int64)
+    sign_bit = 1 << (torch.finfo(t.dtype).bits - 1)
+    return torch.where(bits < 0, -(bits + sign_bit), bits)
+
+
+def ulp_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """How many representable values of their (shared) dtype lie between a and b."""
+    if a.dtype != b.dtype:
+        raise ValueError(f"ulp_distance needs one dtype, got {a.dtype} and {b.dtype}")
+    return (ordered_bits(a) - ordered_bits(b)).abs()
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One actual-vs-expected comparison with every metric the report shows. Plain data, JSON-ready."""
+
+    name: str
+    actual: str
+    expected: str
+    dtype: str
+    numel: int
+    max_abs: float
+    mean_abs: float
+    p99_abs: float
+    max_normalised: float | None  # max |delta| / bound; None where the bound is vacuous (n*u >= 1)
+    p99_normalised: float | None
+    max_rel: float | None  # over elements that are not near zero (see masked)
+    median_rel: float | None
+    masked: int  # elements left out of rel/ULP: |reference| <= bound, i.e. cancellation-dominated
+    max_ulp: int | None
+    median_ulp: float | None
+    bitwise_equal_fraction: float
+    cosine: float | None
+    assert_close: bool  # torch.testing.assert_close with the dtype's default tolerances
+    nonfinite_mismatch: int
+    bound_max: float | None
+    bound_desc: str
+    verdict: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _percentile(values: np.ndarray, q: float) -> float:
+    return float(np.percentile(values, q)) if values.size else 0.0
+
+
+def compare(actual: torch.Tensor, expected: torch.Tensor, bound: torch.Tensor | float, *, name: str,
+            actual_label: str, expected_label: str, reference: torch.Tensor | None = None,
+            bound_desc: str = "") -> Comparison:
+    """Compare ``actual`` to ``expected`` (same dtype, or a float64 reference) in units of ``bound``.
+
+    ``bound`` is an elementwise (or scalar) float64 bound on ``|actual - expected|`` that any correct
+    implementation satisfies. ``reference`` (float64) decides which elements are near zero for relative error
+    and ULP distance; by default ``expected`` itself. Bitwise/ULP metrics compare in ``actual``'s dtype, so
+    against a float64 reference they measure distance from the correctly rounded result.
+    """
+    a = actual.detach().cpu()
+    e = expected.detach().cpu()
+    if a.shape != e.shape:
+        raise ValueError(f"{name}: shapes differ: {tuple(a.shape)} vs {tuple(e.shape)}")
+    ref = (reference if reference is not None else e).detach().cpu().double()
+    e_rounded = e.to(a.dtype)
+    bound_t = torch.as_tensor(bound, dtype=torch.float64).cpu().expand(a.shape)
+
+    finite = torch.isfinite(a) & torch.isfinite(e)
+    nonfinite_mismatch = int(((~torch.isfinite(a)) != (~torch.isfinite(e))).sum())
+    delta = (a.double() - e.double()).abs()[finite]
+    b = bound_t[finite]
+    delta_np = delta.numpy()
+
+    vacuous = not bool(torch.isfinite(b).all())
+    if vacuous:
+        norm = None
+    else:
+        # 0/0 (exact zero bound and no difference) is 0; x/0 is inf: a difference where none is allowed.
+        norm_t = torch.where(delta == 0, torch.zeros_like(delta), delta / b)
+        norm = norm_t.numpy()
+
+    mask = (ref.abs()[finite] > b) & (ref.abs()[finite] > 0)
+    masked = int(delta.numel() - int(mask.sum()))
+    rel = (delta[mask] / ref.abs()[finite][mask]).numpy()
+    ulp = ulp_distance(a[finite], e_rounded[finite])[mask].double().numpy()
+
+    bitwise = float((ordered_bits(a) == ordered_bits(e_rounded)).double().mean()) if a.numel() else 1.0
+    a64, e64 = a.double().flatten(), e.double().flatten()
+    denom = float(a64.norm() * e64.norm())
+    cosine = float(a64 @ e64) / denom if denom > 0 and math.isfinite(denom) else None
+    try:
+        torch.testing.assert_close(a.double() if a.dtype == torch.float64 else a, e.to(a.dtype),
+                                   equal_nan=True)
+        close = True
+    except AssertionError:
+        close = False
+
+    if bitwise == 1.0 and nonfinite_mismatch == 0:
+        verdict = IDENTICAL
+    elif norm is not None and nonfinite_mismatch == 0 and (norm.size == 0 or float(norm.max()) <= 1.0):
+        verdict = WITHIN
+    elif norm is None and nonfinite_mismatch == 0:
+        verdict = WITHIN  # vacuous bound: any finite difference is "within"; the report says the bound is vacuous
+    else:
+        verdict = OUT_OF_BOUND
+
+    return Comparison(
+        name=name, actual=actual_label, expected=expected_label, dtype=str(a.dtype).removeprefix("torch."),
+        numel=a.numel(),
+        max_abs=float(delta_np.max()) if delta_np.size else 0.0,
+        mean_abs=float(delta_np.mean()) if delta_np.size else 0.0,
+        p99_abs=_percentile(delta_np, 99),
+        max_normalised=None if norm is None else (float(norm.max()) if norm.size else 0.0),
+        p99_normalised=None if norm is None else _percentile(norm, 99),
+        max_rel=float(rel.max()) if rel.size else None,
+        median_rel=float(np.median(rel)) if rel.size else None,
+        masked=masked,
+        max_ulp=int(ulp.max()) if ulp.size else None,
+        median_ulp=float(np.median(ulp)) if ulp.size else None,
+        bitwise_equal_fraction=bitwise,
+        cosine=cosine,
+        assert_close=close,
+        nonfinite_mismatch=nonfinite_mismatch,
+        bound_max=None if vacuous else float(b.max()) if b.numel() else 0.0,
+        bound_desc=bound_desc,
+        verdict=verdict,
+    )
+
+
+def log10_abs_histogram(delta: torch.Tensor, bins: int = 40) -> dict[str, Any]:
+    """Histogram of log10|delta| over the non-zero differences, plus how many were exactly zero."""
+    d = delta.detach().cpu().double().abs().flatten()
+    nonzero = d[d > 0]
+    zeros = int(d.numel() - nonzero.numel())
+    if nonzero.numel() == 0:
+        return {"edges": [], "counts": [], "zeros": zeros, "total": int(d.numel())}
+    logs = nonzero.log10().numpy()
+    counts, edges = np.histogram(logs, bins=bins)
+    return {"edges": [float(x) for x in edges], "counts": [int(c) for c in counts], "zeros": zeros,
+            "total": int(d.numel())}

@@ -1,0 +1,256 @@
+"""Suites: YAML files -> frozen, validated spec dataclasses.
+
+Every validation error is a UsageError whose one line names the file, the case and the key.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from reportgen.errors import UsageError
+
+DTYPES = ("float32", "float64", "float16", "bfloat16")
+_SUITE_KEYS = {"name", "description", "defaults", "cases"}
+_DEFAULT_KEYS = {"devices", "dtypes", "seed", "timing", "tolerances"}
+_CASE_KEYS = {"name", "kind", "description", "devices", "dtypes", "seed", "params", "timing", "tolerances",
+              "claims"}
+_TIMING_KEYS = {"rounds": int, "min_sample_s": float, "enabled": bool}
+_TOLERANCE_KEYS = {"bound_factor": float, "noise_iqr": float}
+_CLAIM_KEYS = {"id", "text", "source", "rule"}
+
+
+@dataclass(frozen=True)
+class TimingSpec:
+    enabled: bool = True
+    rounds: int = 7  # interleaved rounds; one raw sample per side per round
+    min_sample_s: float = 0.02  # each sample runs the statement enough times to last at least this long
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    bound_factor: float = 1.0  # verdict "within rounding" means |delta| <= bound_factor * bound
+    noise_iqr: float = 0.10  # a timing is flagged noisy when IQR/median >= this
+
+
+@dataclass(frozen=True)
+class ClaimSpec:
+    id: str
+    text: str
+    source: str
+    rule: Any  # interpreted by reportgen.claims
+
+
+@dataclass(frozen=True)
+class CaseSpec:
+    name: str
+    kind: str
+    description: str
+    devices: tuple[str, ...]
+    dtypes: tuple[str, ...]
+    seed: int
+    params: Mapping[str, Any]
+    timing: TimingSpec = TimingSpec()
+    tolerances: Tolerances = Tolerances()
+    claims: tuple[ClaimSpec, ...] = ()
+
+
+@dataclass(frozen=True)
+class SuiteSpec:
+    name: str
+    description: str
+    path: str
+    cases: tuple[CaseSpec, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+        d = asdict(self)
+        for c in d["cases"]:
+            c["params"] = dict(c["params"])
+        return d
+
+    def select(self, names: tuple[str, ...]) -> "SuiteSpec":
+        if not names:
+            return self
+        known = {c.name for c in self.cases}
+        for n in names:
+            if n not in known:
+                raise UsageError(f"--case {n!r}: no such case in suite {self.name!r} "
+                                 f"(cases: {', '.join(sorted(known))})")
+        return replace(self, cases=tuple(c for c in self.cases if c.name in names))
+
+    def override(self, devices: tuple[str, ...] = (), dtypes: tuple[str, ...] = (),
+                 seed: int | None = None) -> "SuiteSpec":
+        def one(c: CaseSpec) -> CaseSpec:
+            return replace(c, devices=devices or c.devices, dtypes=dtypes or c.dtypes,
+                           seed=c.seed if seed is None else seed)
+        return replace(self, cases=tuple(one(c) for c in self.cases))
+
+
+def bundled_suites() -> dict[str, Path]:
+    """Suites shipped with reportgen: name -> path (works from a checkout and from an installed wheel)."""
+    try:
+        root = Path(str(importlib.resources.files("reportgen.suites")))
+    except ModuleNotFoundError:
+        root = Path(__file__).resolve().parent.parent / "suites"
+    return {p.stem: p for p in sorted(root.glob("*.yaml"))}
+
+
+def resolve(name_or_path: str) -> Path:
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise UsageError(f"suite file {name_or_path}: not found")
+        return path
+    suites = bundled_suites()
+    if name_or_path not in suites:
+        raise UsageError(f"suite {name_or_path!r}: no such bundled suite (have: {', '.join(suites)}) "
+                         "and no such file")
+    return suites[name_or_path]
+
+
+def _type_name(t: type) -> str:
+    return {int: "an integer", float: "a number", bool: "true/false", str: "a string"}.get(t, t.__name__)
+
+
+def _check(value: Any, want: type, where: str) -> Any:
+    if want is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, want) or (want is int and isinstance(value, bool)):
+        raise UsageError(f"{where}: expected {_type_name(want)}, got {value!r}")
+    return value
+
+
+def _mapping(value: Any, where: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise UsageError(f"{where}: expected a mapping, got {type(value).__name__}")
+    return value
+
+
+def _unknown(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    extra = sorted(set(data) - allowed)
+    if extra:
+        raise UsageError(f"{where}: unknown key {extra[0]!r} (allowed: {', '.join(sorted(allowed))})")
+
+
+def _typed_block(data: Any, schema: dict[str, type], cls: type, where: str, base: Any) -> Any:
+    data = _mapping(data, where)
+    _unknown(data, set(schema), where)
+    values = {k: _check(v, schema[k], f"{where}.{k}") for k, v in data.items()}
+    return replace(base, **values)
+
+
+def _str_list(value: Any, where: str, allowed: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise UsageError(f"{where}: expected a non-empty list of strings, got {value!r}")
+    if allowed is not None:
+        for v in value:
+            if v not in allowed:
+                raise UsageError(f"{where}: {v!r} is not one of {', '.join(allowed)}")
+    return tuple(value)
+
+
+def check_device(value: str, where: str) -> str:
+    if value in ("cpu", "cuda", "auto") or (value.startswith("cuda:") and value[5:].isdigit()):
+        return value
+    raise UsageError(f"{where}: {value!r} is not a device (cpu, cuda, cuda:N, auto)")
+
+
+def _claims(value: Any, where: str) -> tuple[ClaimSpec, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise UsageError(f"{where}: expected a list of claims")
+    out = []
+    for i, raw in enumerate(value):
+        w = f"{where}[{i}]"
+        raw = _mapping(raw, w)
+        _unknown(raw, _CLAIM_KEYS, w)
+        for key in ("id", "text", "source", "rule"):
+            if key not in raw:
+                raise UsageError(f"{w}: missing key {key!r}")
+        out.append(ClaimSpec(id=_check(raw["id"], str, f"{w}.id"), text=_check(raw["text"], str, f"{w}.text"),
+                             source=_check(raw["source"], str, f"{w}.source"), rule=raw["rule"]))
+    return tuple(out)
+
+
+def _case(raw: Any, index: int, defaults: Mapping[str, Any], where_file: str) -> CaseSpec:
+    from reportgen import cases as registry
+
+    name = raw.get("name") if isinstance(raw, Mapping) else None
+    where = f"{where_file}: case {name!r}" if isinstance(name, str) else f"{where_file}: cases[{index}]"
+    raw = _mapping(raw, where)
+    _unknown(raw, _CASE_KEYS, where)
+    if "name" not in raw:
+        raise UsageError(f"{where}: missing key 'name'")
+    name = _check(raw["name"], str, f"{where}: key 'name'")
+    kind = _check(raw.get("kind", name), str, f"{where}: key 'kind'")
+    info = registry.get(kind)
+    if info is None:
+        raise UsageError(f"{where}: key 'kind': unknown case kind {kind!r} "
+                         f"(known: {', '.join(sorted(registry.names()))})")
+    params = dict(info.defaults)
+    for key, value in _mapping(raw.get("params"), f"{where}: key 'params'").items():
+        if key not in info.defaults:
+            raise UsageError(f"{where}: key 'params.{key}': unknown parameter for {kind} "
+                             f"(known: {', '.join(sorted(info.defaults))})")
+        default = info.defaults[key]
+        if default is not None and not isinstance(default, (list, dict)):
+            value = _check(value, type(default), f"{where}: key 'params.{key}'")
+        elif isinstance(default, list) and not isinstance(value, list):
+            raise UsageError(f"{where}: key 'params.{key}': expected a list, got {value!r}")
+        params[key] = value
+    devices = tuple(check_device(d, f"{where}: key 'devices'")
+                    for d in _str_list(raw.get("devices", defaults.get("devices", ["cpu"])),
+                                       f"{where}: key 'devices'"))
+    dtypes = _str_list(raw.get("dtypes", defaults.get("dtypes", ["float32"])), f"{where}: key 'dtypes'", DTYPES)
+    seed = _check(raw.get("seed", defaults.get("seed", 0)), int, f"{where}: key 'seed'")
+    timing = _typed_block(defaults.get("timing"), _TIMING_KEYS, TimingSpec, f"{where_file}: defaults.timing",
+                          TimingSpec())
+    timing = _typed_block(raw.get("timing"), _TIMING_KEYS, TimingSpec, f"{where}: key 'timing'", timing)
+    tol = _typed_block(defaults.get("tolerances"), _TOLERANCE_KEYS, Tolerances,
+                       f"{where_file}: defaults.tolerances", Tolerances())
+    tol = _typed_block(raw.get("tolerances"), _TOLERANCE_KEYS, Tolerances, f"{where}: key 'tolerances'", tol)
+    description = _check(raw.get("description", info.description), str, f"{where}: key 'description'")
+    return CaseSpec(name=name, kind=kind, description=description.strip(), devices=devices, dtypes=dtypes,
+                    seed=seed, params=params, timing=timing, tolerances=tol,
+                    claims=_claims(raw.get("claims"), f"{where}: key 'claims'"))
+
+
+def load_suite(name_or_path: str) -> SuiteSpec:
+    """Load and validate a suite by bundled name or path; raises UsageError naming file/case/key."""
+    path = resolve(name_or_path)
+    where = str(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise UsageError(f"{where}: invalid YAML{at}: {problem}") from None
+    except OSError as exc:
+        raise UsageError(f"{where}: cannot read: {exc.strerror or exc}") from None
+    data = _mapping(data, where)
+    _unknown(data, _SUITE_KEYS, where)
+    defaults = _mapping(data.get("defaults"), f"{where}: key 'defaults'")
+    _unknown(defaults, _DEFAULT_KEYS, f"{where}: key 'defaults'")
+    raw_cases = data.get("cases")
+    if not isinstance(raw_cases, list) or not raw_cases:
+        raise UsageError(f"{where}: key 'cases': expected a non-empty list of cases")
+    cases = tuple(_case(raw, i, defaults, where) for i, raw in enumerate(raw_cases))
+    seen: set[str] = set()
+    for c in cases:
+        if c.name in seen:
+            raise UsageError(f"{where}: case {c.name!r}: key 'name': duplicate case name")
+        seen.add(c.name)
+    name = _check(data.get("name", path.stem), str, f"{where}: key 'name'")
+    description = _check(data.get("description", ""), str, f"{where}: key 'description'")
+    return SuiteSpec(name=name, description=description.strip(), path=str(path), cases=cases)
