@@ -15,7 +15,7 @@ import yaml
 from reportgen.errors import UsageError
 
 DTYPES = ("float32", "float64", "float16", "bfloat16")
-_SUITE_KEYS = {"name", "description", "defaults", "cases"}
+_SUITE_KEYS = {"name", "description", "defaults", "cases", "frameworks"}
 _DEFAULT_KEYS = {"devices", "dtypes", "seed", "timing", "tolerances"}
 _CASE_KEYS = {"name", "kind", "description", "devices", "dtypes", "seed", "params", "timing", "tolerances",
               "claims"}
@@ -65,10 +65,12 @@ class SuiteSpec:
     description: str
     path: str
     cases: tuple[CaseSpec, ...] = field(default_factory=tuple)
+    frameworks: Mapping[str, str] = field(default_factory=dict)  # name -> python interpreter path
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
         d = asdict(self)
+        d["frameworks"] = dict(self.frameworks)
         for c in d["cases"]:
             c["params"] = dict(c["params"])
         return d
@@ -253,4 +255,7 @@ def load_suite(name_or_path: str) -> SuiteSpec:
         seen.add(c.name)
     name = _check(data.get("name", path.stem), str, f"{where}: key 'name'")
     description = _check(data.get("description", ""), str, f"{where}: key 'description'")
-    return SuiteSpec(name=name, description=description.strip(), path=str(path), cases=cases)
+    frameworks = {k: _check(v, str, f"{where}: key 'frameworks.{k}'")
+                  for k, v in _mapping(data.get("frameworks"), f"{where}: key 'frameworks'").items()}
+    return SuiteSpec(name=name, description=description.strip(), path=str(path), cases=cases,
+                     frameworks=frameworks)

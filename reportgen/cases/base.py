@@ -37,6 +37,8 @@ class CaseContext:
     timing_enabled: bool = True
     bound_factor: float = 1.0
     noise_iqr: float = 0.10
+    # Other frameworks' interpreters for cross-framework probes: {"mindspore": "/path/to/python", ...}
+    frameworks: Mapping[str, str] = field(default_factory=dict)
     progress: Callable[[str], None] = lambda msg: None
 
     def generator(self, offset: int = 0) -> torch.Generator:
