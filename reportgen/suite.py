@@ -179,6 +179,8 @@ def _claims(value: Any, where: str) -> tuple[ClaimSpec, ...]:
         for key in ("id", "text", "source", "rule"):
             if key not in raw:
                 raise UsageError(f"{w}: missing key {key!r}")
+        from reportgen.claims import validate_rule  # the rule grammar lives with its evaluator
+        validate_rule(raw["rule"], f"{w} (claim {_check(raw['id'], str, f'{w}.id')!r})")
         out.append(ClaimSpec(id=_check(raw["id"], str, f"{w}.id"), text=_check(raw["text"], str, f"{w}.text"),
                              source=_check(raw["source"], str, f"{w}.source"), rule=raw["rule"]))
     return tuple(out)
