@@ -1,0 +1,321 @@
+"""Conv1d(k=1) vs Linear sharing weights: forward, gradients, growth with depth and width, timing.
+
+Source: a public forum thread ("Conv1d and Linear give different results", discuss.pytorch.org). Each side is
+judged against a float64 reference computed from the same rounded inputs, in units of the inner-product error
+bound gamma_n * (|x|.|w| + |b|): "within rounding" means the kernel is as accurate as any correct fp kernel can be
+required to be, so a difference between the two sides is a choice of summation order, not a bug.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from reportgen.cases import CaseContext, CaseOutput, CaseSkipped, register
+from reportgen.measure.numerics import Comparison, compare, gamma, log10_abs_histogram, matmul_bound
+from reportgen.measure.timing import ratio_summary, time_interleaved
+
+DEFAULTS: dict[str, Any] = {
+    "batch": 128,
+    "length": 256,
+    "in_features": 8,
+    "out_features": 32,
+    "backward": True,
+    "growth_depths": [1, 2, 4, 8, 16, 32],
+    "growth_width": 32,
+    "growth_in_features": [8, 32, 128, 512, 1024, 4096],
+    "growth_rows": 1024,
+    "histogram_bins": 40,
+}
+
+
+def _uniform(shape: tuple[int, ...], bound: float, gen: torch.Generator) -> torch.Tensor:
+    return (torch.rand(shape, generator=gen, dtype=torch.float64) * 2 - 1) * bound
+
+
+def _pair(k: int, o: int, dtype: torch.dtype, device: torch.device, gen: torch.Generator,
+          scale: float | None = None) -> tuple[nn.Linear, nn.Conv1d]:
+    """A Linear and a Conv1d(kernel_size=1) holding bit-identical parameters.
+
+    Parameters are drawn from a seeded generator (nn's default U(-1/sqrt(k), 1/sqrt(k)) unless ``scale``), so the
+    global RNG is untouched and every device gets the same numbers.
+    """
+    w = _uniform((o, k), scale if scale is not None else 1 / math.sqrt(k), gen)
+    b = _uniform((o,), 1 / math.sqrt(k), gen)
+    lin = nn.Linear(k, o).to(device=device, dtype=dtype)
+    conv = nn.Conv1d(k, o, 1).to(device=device, dtype=dtype)
+    with torch.no_grad():
+        lin.weight.copy_(w)
+        lin.bias.copy_(b)
+        conv.weight.copy_(lin.weight.unsqueeze(-1))
+        conv.bias.copy_(lin.bias)
+    return lin, conv
+
+
+def _conv_forward(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
+    # (N, L, C) -> (N, C, L) for the conv and back, as in the thread.
+    return conv(x.permute(0, 2, 1)).permute(0, 2, 1)
+
+
+def _check_dtype_supported(device: torch.device, dtype: torch.dtype) -> None:
+    try:
+        x = torch.ones(1, 2, 3, device=device, dtype=dtype, requires_grad=True)
+        conv = nn.Conv1d(2, 2, 1).to(device=device, dtype=dtype)
+        (conv(x).sum() + F.linear(x.transpose(1, 2), conv.weight[..., 0]).sum()).backward()
+    except (RuntimeError, NotImplementedError) as exc:
+        raise CaseSkipped(f"{dtype} Conv1d/Linear not supported on {device}: {str(exc).splitlines()[0]}") from None
+
+
+def _facts_from(out: CaseOutput, prefix: str, c: Comparison) -> None:
+    for key in ("verdict", "max_abs", "max_normalised", "max_rel", "max_ulp", "bitwise_equal_fraction",
+                "cosine", "assert_close"):
+        out.fact(f"{prefix}.{key}", getattr(c, key))
+
+
+def _compare_three(out: CaseOutput, group: str, lin: torch.Tensor, conv: torch.Tensor, ref: torch.Tensor,
+                   bound_lin: torch.Tensor, bound_conv: torch.Tensor, desc: str, factor: float) -> None:
+    """Linear vs reference, Conv1d vs reference, Linear vs Conv1d (allowed: the sum of both bounds)."""
+    pairs = [("linear_vs_ref", lin, ref, "Linear", "float64 reference", bound_lin, None),
+             ("conv1d_vs_ref", conv, ref, "Conv1d", "float64 reference", bound_conv, None),
+             ("linear_vs_conv1d", lin, conv, "Linear", "Conv1d", bound_lin + bound_conv, ref)]
+    for name, a, e, al, el, bound, reference in pairs:
+        c = compare(a, e, bound * factor, name=f"{group}: {al} vs {el}", actual_label=al, expected_label=el,
+                    reference=reference, bound_desc=desc)
+        out.add_comparison(c, group=group)
+        _facts_from(out, f"{group}.{name}", c)
+
+
+def _forward_backward(ctx: CaseContext, out: CaseOutput) -> dict[str, torch.Tensor]:
+    p, dtype, dev = ctx.params, ctx.dtype, ctx.device
+    n, length, k, o = p["batch"], p["length"], p["in_features"], p["out_features"]
+    gen = ctx.generator()
+    lin, conv = _pair(k, o, dtype, dev, gen)
+    x = ctx.randn(n, length, k, gen=gen)
+    target = ctx.randn(n, length, o, gen=gen)
+
+    x_lin = x.clone().requires_grad_(True)
+    x_conv = x.clone().requires_grad_(True)
+    y_lin = lin(x_lin)
+    y_conv = _conv_forward(conv, x_conv)
+
+    # float64 reference from the same rounded values, with autograd for the reference gradients.
+    w64 = lin.weight.detach().double().requires_grad_(True)
+    b64 = lin.bias.detach().double().requires_grad_(True)
+    x64 = x.detach().double().requires_grad_(True)
+    y64 = F.linear(x64, w64, b64)
+
+    fwd_bound = matmul_bound(x.detach(), lin.weight.detach().t(), dtype, bias=lin.bias.detach())
+    _compare_three(out, "fwd", y_lin.detach(), y_conv.detach(), y64.detach(), fwd_bound, fwd_bound,
+                   f"γ_{k + 1}·(|x|ᵀ|w| + |b|), u = {_u_text(dtype)}", ctx.bound_factor)
+    diffs = {"forward": (y_lin - y_conv).detach()}
+    if not p["backward"]:
+        return diffs
+
+    y_lin.retain_grad()
+    y_conv.retain_grad()
+    F.mse_loss(y_lin, target).backward()
+    F.mse_loss(y_conv, target).backward()
+    F.mse_loss(y64, target.double()).backward()
+    g64 = (2.0 / y64.numel()) * (y64.detach() - target.double())  # dL/dy of the float64 MSE
+    rows = n * length
+
+    def grad_bounds(g: torch.Tensor) -> dict[str, torch.Tensor]:
+        # |fl(sum x*g_side) - sum x*g64| <= gamma_n |x|.|g_side| + |x|.|g_side - g64|  (triangle inequality):
+        # the rounding of the backward kernel plus the forward error that reached it through dL/dy.
+        g2 = g.detach().reshape(rows, o)
+        dg = (g2.double() - g64.reshape(rows, o)).abs()
+        x2 = x.detach().reshape(rows, k).double().abs()
+        w = lin.weight.detach().double().abs()
+        return {
+            "weight": gamma(rows, dtype) * (g2.double().abs().t() @ x2) + dg.t() @ x2,
+            "bias": gamma(rows, dtype) * g2.double().abs().sum(0) + dg.sum(0),
+            "input": (gamma(o, dtype) * (g2.double().abs() @ w) + dg @ w).reshape(n, length, k),
+        }
+
+    bl, bc = grad_bounds(y_lin.grad), grad_bounds(y_conv.grad)
+    sides = {
+        "weight": (lin.weight.grad, conv.weight.grad.squeeze(-1), w64.grad, f"γ_{rows}·|g|ᵀ|x| + |Δg|ᵀ|x|"),
+        "bias": (lin.bias.grad, conv.bias.grad, b64.grad, f"γ_{rows}·Σ|g| + Σ|Δg|"),
+        "input": (x_lin.grad, x_conv.grad, x64.grad, f"γ_{o}·|g||W| + |Δg||W|"),
+    }
+    for name, (gl, gc, gref, desc) in sides.items():
+        _compare_three(out, f"grad.{name}", gl, gc, gref, bl[name], bc[name], desc, ctx.bound_factor)
+        diffs[f"{name} gradient"] = (gl - gc).detach()
+    return diffs
+
+
+def _u_text(dtype: torch.dtype) -> str:
+    return {torch.float32: "2⁻²⁴", torch.float64: "2⁻⁵³", torch.float16: "2⁻¹¹", torch.bfloat16: "2⁻⁸"}[dtype]
+
+
+def _histograms(out: CaseOutput, diffs: dict[str, torch.Tensor], bins: int) -> None:
+    hists = []
+    for label, d in diffs.items():
+        h = log10_abs_histogram(d, bins=bins)
+        h["label"] = label
+        hists.append(h)
+        out.fact(f"hist.{label.split()[0]}.zero_fraction", h["zeros"] / h["total"] if h["total"] else None)
+    out.add_histogram("diff_hist", "Linear − Conv1d: distribution of log₁₀|Δ| (exact zeros counted apart)",
+                      "log₁₀ |Linear − Conv1d|", hists)
+
+
+def _stack_errors(layers: list[tuple[nn.Linear, nn.Conv1d]], x: torch.Tensor, depths: list[int],
+                  dtype: torch.dtype) -> dict[str, list[float]]:
+    """Run both stacks layer by layer next to a float64 reference, with two scales for the error.
+
+    ``worst``: the rigorous bound, layer l: gamma_{w+1}(|W||x_hat| + |b|) + |W| worst_{l-1} for each side (x_hat
+    the side's own rounded input). It grows like the norm of |W| to the power L, so it soon says nothing.
+    ``accum``: the rounding each layer adds, summed over layers (sum of gamma_{w+1} max(|W||x_hat| + |b|)), the
+    error scale if errors pass through layers with gain ~1, as the variance-preserving init makes them on average.
+    """
+    xl, xc, x64 = x, x.permute(0, 2, 1), x.double()
+    worst_l = worst_c = torch.zeros_like(x64)
+    accum = 0.0
+    rec: dict[str, list[float]] = {k: [] for k in ("lin", "conv", "diff", "worst", "accum", "norm")}
+    for depth, (lin, conv) in enumerate(layers, start=1):
+        w64, b64 = lin.weight.double(), lin.bias.double()
+        local_l = matmul_bound(xl, lin.weight.t(), dtype, bias=lin.bias)
+        local_c = matmul_bound(xc.permute(0, 2, 1), lin.weight.t(), dtype, bias=lin.bias)
+        worst_l = local_l + worst_l @ w64.abs().t()
+        worst_c = local_c + worst_c @ w64.abs().t()
+        accum += float(local_l.max() + local_c.max())
+        xl, xc, x64 = lin(xl), conv(xc), F.linear(x64, w64, b64)
+        if depth in depths:
+            yc = xc.permute(0, 2, 1)
+            diff = float((xl.double() - yc.double()).abs().max())
+            rec["lin"].append(float((xl.double() - x64).abs().max()))
+            rec["conv"].append(float((yc.double() - x64).abs().max()))
+            rec["diff"].append(diff)
+            rec["worst"].append(float((worst_l + worst_c).max()))
+            rec["accum"].append(accum)
+            rec["norm"].append(diff / accum if accum > 0 else 0.0)
+    return rec
+
+
+def _spearman(x: list[float], y: list[float]) -> float | None:
+    if len(x) < 3:
+        return None
+    rx, ry = np.argsort(np.argsort(x)), np.argsort(np.argsort(y))
+    return float(np.corrcoef(rx, ry)[0, 1]) if np.std(rx) and np.std(ry) else None
+
+
+def _growth(ctx: CaseContext, out: CaseOutput) -> None:
+    p, dtype, dev = ctx.params, ctx.dtype, ctx.device
+    rows, width = p["growth_rows"], p["growth_width"]
+    gen = ctx.generator(1)
+    with torch.no_grad():
+        depths = sorted(p["growth_depths"])
+        # sqrt(3/width) keeps activations' variance constant through the stack (as in a trained network),
+        # so depth changes the number of roundings, not the magnitude of the numbers.
+        layers = [_pair(width, width, dtype, dev, gen, scale=math.sqrt(3 / width)) for _ in range(depths[-1])]
+        x = ctx.randn(1, rows, width, gen=gen)
+        rec = _stack_errors(layers, x, depths, dtype)
+        out.add_line_plot("growth_depth", f"Max error vs depth (stack of width-{width} layers, {rows} rows)",
+                          "depth L (layers)", "max |error|", [
+                              {"label": "Linear vs fp64", "x": depths, "y": rec["lin"], "style": ""},
+                              {"label": "Conv1d vs fp64", "x": depths, "y": rec["conv"], "style": ""},
+                              {"label": "Linear vs Conv1d", "x": depths, "y": rec["diff"], "style": ""},
+                              {"label": "per-layer rounding, accumulated", "x": depths, "y": rec["accum"],
+                               "style": "bound"},
+                              {"label": "rigorous worst case", "x": depths, "y": rec["worst"], "style": "dashed"}],
+                          xscale="log", yscale="log",
+                          note="The rigorous bound compounds |W| at every layer and soon says nothing; the "
+                               "accumulated per-layer rounding is the scale to read the differences against.")
+        out.add_table("Growth with depth", ["depth", "max |Linear − fp64|", "max |Conv1d − fp64|",
+                                            "max |Linear − Conv1d|", "accumulated rounding",
+                                            "max |Δ| / accumulated", "rigorous worst case"],
+                      [list(r) for r in zip(depths, rec["lin"], rec["conv"], rec["diff"], rec["accum"],
+                                            rec["norm"], rec["worst"])])
+        out.fact("growth.depth.diff_first", rec["diff"][0])
+        out.fact("growth.depth.diff_last", rec["diff"][-1])
+        out.fact("growth.depth.diff_ratio_last_first",
+                 rec["diff"][-1] / rec["diff"][0] if rec["diff"][0] > 0 else None)
+        out.fact("growth.depth.spearman", _spearman(depths, rec["diff"]))
+        out.fact("growth.depth.max_normalised", max(rec["norm"]))
+
+        ks = sorted(p["growth_in_features"])
+        lin_err, conv_err, diff, bound = [], [], [], []
+        for k in ks:
+            lin, conv = _pair(k, p["out_features"], dtype, dev, gen)
+            x = ctx.randn(1, rows, k, gen=gen)
+            ref = F.linear(x.double(), lin.weight.double(), lin.bias.double())
+            yl, yc = lin(x).double(), _conv_forward(conv, x).double()
+            b = matmul_bound(x, lin.weight.t(), dtype, bias=lin.bias)
+            lin_err.append(float((yl - ref).abs().max()))
+            conv_err.append(float((yc - ref).abs().max()))
+            diff.append(float((yl - yc).abs().max()))
+            bound.append(float(2 * b.max()))
+        out.add_line_plot("growth_k", f"Max error vs in_features K (one layer, {rows} rows)", "K (in_features)",
+                          "max |error|", [
+                              {"label": "Linear vs fp64", "x": ks, "y": lin_err, "style": ""},
+                              {"label": "Conv1d vs fp64", "x": ks, "y": conv_err, "style": ""},
+                              {"label": "Linear vs Conv1d", "x": ks, "y": diff, "style": ""},
+                              {"label": "bound (2·γ_{K+1}·max(|x|ᵀ|w|+|b|))", "x": ks, "y": bound,
+                               "style": "bound"}], xscale="log", yscale="log")
+        out.fact("growth.k.diff_max_over_bound", max(d / b for d, b in zip(diff, bound) if b > 0))
+        out.fact("growth.k.spearman", _spearman(ks, diff))
+
+
+def _timing(ctx: CaseContext, out: CaseOutput) -> None:
+    p, dtype, dev = ctx.params, ctx.dtype, ctx.device
+    n, length, k, o = p["batch"], p["length"], p["in_features"], p["out_features"]
+    gen = ctx.generator(2)
+    lin, conv = _pair(k, o, dtype, dev, gen)
+    x = ctx.randn(n, length, k, gen=gen)
+    xp = x.permute(0, 2, 1).contiguous()  # the conv's own layout: time the kernel, not the permute
+    target = ctx.randn(n, length, o, gen=gen)
+    flops = 2.0 * n * length * k * o
+
+    def fwd_lin() -> Any:
+        with torch.no_grad():
+            return lin(x)
+
+    def fwd_conv() -> Any:
+        with torch.no_grad():
+            return conv(xp)
+
+    def step(module: nn.Module, inp: torch.Tensor, permute: bool) -> Any:
+        def run() -> None:
+            module.zero_grad(set_to_none=True)
+            y = module(inp)
+            F.mse_loss(y.permute(0, 2, 1) if permute else y, target).backward()
+        return run
+
+    kw = dict(device=dev, rounds=ctx.timing_rounds, min_sample_s=ctx.timing_min_sample_s, noise_iqr=ctx.noise_iqr)
+    for name, fns, fl in (("forward", {"Linear": fwd_lin, "Conv1d": fwd_conv}, flops),
+                          ("forward+backward", {"Linear": step(lin, x, False), "Conv1d": step(conv, xp, True)},
+                           3 * flops)):
+        ctx.progress(f"timing {name}")
+        results = time_interleaved(name, fns, flops={"Linear": fl, "Conv1d": fl}, **kw)
+        for r in results:
+            out.add_timing(r)
+        lin_t, conv_t = results
+        ratio = ratio_summary(conv_t, lin_t)
+        key = name.replace("+", "_")
+        out.fact(f"timing.{key}.conv1d_over_linear", ratio["ratio_of_medians"])
+        out.fact(f"timing.{key}.conv1d_over_linear.per_round_min", ratio["per_round_min"])
+        out.fact(f"timing.{key}.conv1d_over_linear.per_round_max", ratio["per_round_max"])
+        out.fact(f"timing.{key}.conv1d_over_linear.noisy", lin_t.noisy or conv_t.noisy)
+        out.fact(f"timing.{key}.linear_median_s", lin_t.median_s)
+        out.fact(f"timing.{key}.conv1d_median_s", conv_t.median_s)
+
+
+@register("linear_vs_conv1d", "nn.Conv1d(kernel_size=1) vs nn.Linear with shared weights: forward and gradient "
+          "errors against a float64 reference and the rounding bound, growth with depth and width, timing.",
+          defaults=DEFAULTS)
+def run(ctx: CaseContext) -> CaseOutput:
+    _check_dtype_supported(ctx.device, ctx.dtype)
+    out = CaseOutput()
+    ctx.progress("forward and backward")
+    diffs = _forward_backward(ctx, out)
+    _histograms(out, diffs, ctx.params["histogram_bins"])
+    ctx.progress("growth with depth and K")
+    _growth(ctx, out)
+    if ctx.timing_enabled:
+        _timing(ctx, out)
+    return out
