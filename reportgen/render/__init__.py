@@ -1,0 +1,1 @@
+"""Rendering: pure functions of a results dict (HTML here; PDF, Markdown and comparisons beside it)."""

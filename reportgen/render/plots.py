@@ -1,0 +1,69 @@
+"""Plot specs (data kept in results.json) -> inline SVG, deterministically.
+
+matplotlib is used through ``Figure`` objects (no pyplot state), the Agg canvas, text kept as text
+(svg.fonttype none) and a hash salt per figure: SVG ids are derived from the salt, so one shared salt would give
+two figures on one page the same clip-path ids, and a random one would make the HTML differ on every render.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+from matplotlib.figure import Figure  # noqa: E402
+
+_STYLE = {"bound": {"color": "black", "linestyle": "--", "linewidth": 1.2},
+          "dashed": {"color": "grey", "linestyle": ":", "linewidth": 1.0}}
+_HEADER = re.compile(r"^.*?(?=<svg)", re.DOTALL)
+
+
+def _text(s: Any) -> str:
+    # Data strings are shown literally: "$" would switch matplotlib into mathtext (and can fail to parse).
+    return str(s).replace("$", r"\$")
+
+
+def _num(v: Any) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _line(ax: Any, plot: dict[str, Any]) -> None:
+    for s in plot["series"]:
+        style = _STYLE.get(s.get("style", ""), {"marker": "o", "markersize": 3})
+        ax.plot([_num(v) for v in s["x"]], [_num(v) for v in s["y"]], label=_text(s["label"]), **style)
+    ax.set_xscale(plot.get("xscale", "linear"))
+    ax.set_yscale(plot.get("yscale", "linear"))
+
+
+def _hist(ax: Any, plot: dict[str, Any]) -> None:
+    for s in plot["series"]:
+        edges, counts = s.get("edges") or [], s.get("counts") or []
+        label = f"{_text(s['label'])} ({s.get('zeros', 0)} of {s.get('total', 0)} exactly equal)"
+        if edges:
+            ax.stairs(counts, edges, label=label, fill=False, linewidth=1.4)
+        else:
+            ax.plot([], [], label=label)
+
+
+def render_svg(plot: dict[str, Any], salt: str) -> str:
+    """One plot spec -> an ``<svg>`` element string (no XML header), identical for identical input."""
+    fig = Figure(figsize=(6.4, 3.4), dpi=72)
+    ax = fig.add_subplot()
+    (_hist if plot.get("kind") == "hist" else _line)(ax, plot)
+    ax.set_title(_text(plot.get("title", "")), fontsize=10)
+    ax.set_xlabel(_text(plot.get("xlabel", "")))
+    ax.set_ylabel(_text(plot.get("ylabel", "")))
+    ax.grid(True, which="major", alpha=0.3)
+    if plot.get("series"):
+        ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    buf = io.StringIO()
+    with matplotlib.rc_context({"svg.hashsalt": salt, "svg.fonttype": "none"}):
+        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
+    return _HEADER.sub("", buf.getvalue(), count=1)

@@ -1,0 +1,160 @@
+"""Runs a suite: applies the per-case setup, isolates failures, reports progress, writes results after each case.
+
+A case that raises is recorded as ``error`` with its message and the run goes on; an interrupted run leaves a
+valid results.json (status ``interrupted``) holding every case that finished.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import secrets
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from reportgen import __version__
+from reportgen import cases as registry
+from reportgen.cases import CaseContext, CaseSkipped
+from reportgen.errors import UsageError
+from reportgen.measure.environment import collect_environment, redact
+from reportgen.measure.settings import capture_settings
+from reportgen.results import ERROR, OK, SKIPPED, CaseResult, RunResult, write_json_atomic
+from reportgen.suite import CaseSpec, SuiteSpec
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
+           "bfloat16": torch.bfloat16}
+Progress = Callable[[str], None]
+
+
+def now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def new_run_id(suite_name: str) -> str:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{suite_name}-{secrets.token_hex(2)}"
+
+
+def resolve_device(spec: str) -> tuple[torch.device | None, str]:
+    """('cuda:1' -> device, '') or (None, reason) when it cannot run here."""
+    if spec == "auto":
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
+    if spec == "cpu":
+        return torch.device("cpu"), ""
+    if not torch.cuda.is_available():
+        why = "torch built without CUDA" if torch.version.cuda is None else "no CUDA device visible"
+        return None, f"CUDA not available ({why})"
+    dev = torch.device(spec)
+    if dev.index is not None and dev.index >= torch.cuda.device_count():
+        return None, f"{spec}: only {torch.cuda.device_count()} CUDA device(s)"
+    return dev, ""
+
+
+@dataclass(frozen=True)
+class Job:
+    spec: CaseSpec
+    device_spec: str
+    dtype: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.spec.name}/{self.device_spec}/{self.dtype}"
+
+
+def plan(suite: SuiteSpec) -> list[Job]:
+    # "auto" is resolved here so result ids name the device that really ran; duplicates (auto + cpu) collapse.
+    auto = "cuda" if torch.cuda.is_available() else "cpu"
+    jobs: dict[str, Job] = {}
+    for c in suite.cases:
+        for d in c.devices:
+            for t in c.dtypes:
+                job = Job(c, auto if d == "auto" else d, t)
+                jobs.setdefault(job.id, job)
+    return list(jobs.values())
+
+
+def _error_message(exc: BaseException) -> str:
+    # The message plus where it was raised (file:line), not a whole traceback: it goes into a public report.
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return redact(f"{type(exc).__name__}: {text}{where}")
+
+
+def run_job(job: Job, frameworks: dict[str, str], progress: Progress) -> CaseResult:
+    spec = job.spec
+    info = registry.get(spec.kind)
+    assert info is not None  # validated when the suite was loaded
+    result = CaseResult(id=job.id, case=spec.name, kind=spec.kind, description=spec.description,
+                        device=job.device_spec, dtype=job.dtype, params=dict(spec.params), seed=spec.seed,
+                        status=OK, started=now())
+    t0 = time.perf_counter()
+    device, why = resolve_device(job.device_spec)
+    if device is None:
+        result.status, result.reason, result.elapsed_s = SKIPPED, why, 0.0
+        return result
+    result.device = str(device)
+    torch.manual_seed(spec.seed)  # for any case code that still draws from the global generator
+    ctx = CaseContext(name=spec.name, params=dict(spec.params), device=device, dtype=_DTYPES[job.dtype],
+                      seed=spec.seed, timing_rounds=spec.timing.rounds, timing_min_sample_s=spec.timing.min_sample_s,
+                      timing_enabled=spec.timing.enabled, bound_factor=spec.tolerances.bound_factor,
+                      noise_iqr=spec.tolerances.noise_iqr, frameworks=dict(frameworks),
+                      progress=lambda msg: progress(f"  {job.id}: {msg} ({time.perf_counter() - t0:.1f} s)"))
+    result.settings = capture_settings()
+    try:
+        out = info.run(ctx)
+    except CaseSkipped as exc:
+        result.status, result.reason = SKIPPED, redact(str(exc))
+    except Exception as exc:  # isolate: one broken case must not end the run
+        result.status, result.reason = ERROR, _error_message(exc)
+    else:
+        for name in ("comparisons", "tables", "plots", "timings", "facts", "notes", "extra"):
+            setattr(result, name, getattr(out, name))
+    result.elapsed_s = round(time.perf_counter() - t0, 3)
+    return result
+
+
+def _evaluate_claims(suite: SuiteSpec, run: RunResult) -> None:
+    try:
+        from reportgen import claims
+    except ImportError:
+        return
+    run.claims = claims.evaluate(suite, run.cases)
+
+
+def run_suite(suite: SuiteSpec, out_dir: Path, *, command: list[str], frameworks: dict[str, str] | None = None,
+              run_id: str | None = None, progress: Progress = lambda msg: None) -> tuple[RunResult, Path]:
+    """Run every job of ``suite`` into ``out_dir/<run_id>/results.json``; never overwrites an earlier run."""
+    run_id = run_id or new_run_id(suite.name)
+    run_dir = out_dir / run_id
+    if run_dir.exists():
+        raise UsageError(f"{run_dir}: already exists; refusing to overwrite an earlier run (choose another "
+                         "--run-id or --out)")
+    run_dir.mkdir(parents=True)
+    path = run_dir / "results.json"
+    frameworks = {**suite.frameworks, **(frameworks or {})}
+    run = RunResult(run_id=run_id, started=now(), command=[redact(a) for a in command], suite=suite.to_dict(),
+                    environment=collect_environment(), tool_version=__version__)
+    run.suite["frameworks"] = {k: redact(v) for k, v in frameworks.items()}
+    write_json_atomic(path, run.to_dict())
+    jobs = plan(suite)
+    try:
+        for i, job in enumerate(jobs, start=1):
+            progress(f"[{i}/{len(jobs)}] {job.id} ...")
+            result = run_job(job, frameworks, progress)
+            run.cases.append(result)
+            _evaluate_claims(suite, run)
+            write_json_atomic(path, run.to_dict())
+            tail = f": {result.reason}" if result.reason else ""
+            progress(f"[{i}/{len(jobs)}] {job.id} {result.status} ({result.elapsed_s:.1f} s){tail}")
+    except KeyboardInterrupt:
+        run.status, run.finished = "interrupted", now()
+        write_json_atomic(path, run.to_dict())
+        raise
+    run.status, run.finished = "complete", now()
+    write_json_atomic(path, run.to_dict())
+    return run, path
