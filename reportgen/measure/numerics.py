@@ -100,7 +100,11 @@ class Comparison:
 
 
 def _percentile(values: np.ndarray, q: float) -> float:
-    return float(np.percentile(values, q)) if values.size else 0.0
+    if not values.size:
+        return 0.0
+    with np.errstate(invalid="ignore"):  # inf entries (a difference against a zero bound) interpolate to nan
+        v = float(np.percentile(values, q))
+    return float("inf") if np.isnan(v) else v
 
 
 def compare(actual: torch.Tensor, expected: torch.Tensor, bound: torch.Tensor | float, *, name: str,

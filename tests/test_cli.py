@@ -1,0 +1,118 @@
+"""End to end: `reportgen run` as a user runs it, on tiny sizes."""
+
+import json
+import re
+
+import pytest
+from click.testing import CliRunner
+
+from reportgen.cli import main
+from reportgen.render.html import extract_embedded, render_html
+
+TINY = """
+name: tiny
+cases:
+  - name: linear_vs_conv1d
+    description: "tiny <script>alert(1)</script> & co"
+    devices: [cpu]
+    params: {batch: 2, length: 16, growth_depths: [1, 2, 4], growth_in_features: [8, 16], growth_rows: 16}
+    timing: {rounds: 3, min_sample_s: 0.001}
+  - name: boom
+    kind: _test_boom
+    params: {message: "</script><img src=x onerror=alert(1)>"}
+"""
+
+
+@pytest.fixture
+def tiny_run(tmp_path):
+    suite = tmp_path / "tiny.yaml"
+    suite.write_text(TINY)
+    result = CliRunner().invoke(main, ["run", "--suite", str(suite), "--out", str(tmp_path / "out"),
+                                       "--run-id", "r1"])
+    return result, tmp_path / "out" / "r1"
+
+
+def test_failing_case_recorded_as_error_and_run_continues(tiny_run):
+    result, run_dir = tiny_run
+    assert result.exit_code == 1, result.output  # some case errored
+    data = json.loads((run_dir / "results.json").read_text())
+    status = {c["case"]: c["status"] for c in data["cases"]}
+    assert status == {"linear_vs_conv1d": "ok", "boom": "error"}
+    boom = next(c for c in data["cases"] if c["case"] == "boom")
+    assert boom["reason"].startswith("RuntimeError: </script>")
+    assert data["status"] == "complete" and data["schema_version"] == 1
+
+
+def test_html_is_self_contained_escaped_and_embeds_results(tiny_run):
+    _, run_dir = tiny_run
+    page = (run_dir / "report.html").read_text()
+    # no external reference: no src/href to another host, no stylesheet or script loaded from anywhere
+    assert not re.search(r'(?:src|href)\s*=\s*["\']?(?:https?:)?//', page)
+    assert "<link" not in page and not re.search(r"<script(?![^>]*application/json)", page)
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)" in page
+    assert "<img src=x" not in page
+    assert page.count("<svg") >= 3
+    assert extract_embedded(page) == json.loads((run_dir / "results.json").read_text())
+
+
+def test_same_results_render_byte_identical_html(tiny_run):
+    _, run_dir = tiny_run
+    data = json.loads((run_dir / "results.json").read_text())
+    assert render_html(data) == render_html(json.loads(json.dumps(data))) == (run_dir / "report.html").read_text()
+
+
+def test_refuses_to_overwrite_an_earlier_run(tiny_run, tmp_path):
+    _, run_dir = tiny_run
+    before = (run_dir / "results.json").read_text()
+    result = CliRunner().invoke(main, ["run", "--suite", "quick", "--out", str(run_dir.parent), "--run-id", "r1"])
+    assert result.exit_code == 2 and "refusing to overwrite" in result.output
+    assert (run_dir / "results.json").read_text() == before
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["run", "--suite", "nonexistent"], "no such bundled suite"),
+    (["run", "--suite", "quick", "--case", "nope"], "--case 'nope'"),
+    (["run", "--device", "tpu"], "--device: 'tpu' is not a device"),
+    (["run", "--framework", "mindspore"], "expected NAME=PATH"),
+])
+def test_bad_usage_is_one_line_exit_2(args, expected, tmp_path):
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path)] if args[0] == "run" else args)
+    assert result.exit_code == 2
+    assert expected in result.output and "Traceback" not in result.output
+
+
+def test_bad_suite_file_exit_2(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("cases: [{name: linear_vs_conv1d, params: {nope: 1}}]")
+    result = CliRunner().invoke(main, ["run", "--suite", str(bad), "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and str(bad) in lines[0] and "params.nope" in lines[0]
+
+
+def test_cuda_request_without_cuda_is_skipped_with_reason(tmp_path):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA; the skip path is for CPU-only machines")
+    suite = tmp_path / "s.yaml"
+    suite.write_text("cases: [{name: linear_vs_conv1d, devices: [cuda]}]")
+    result = CliRunner().invoke(main, ["run", "--suite", str(suite), "--out", str(tmp_path), "--run-id", "c"])
+    assert result.exit_code == 0, result.output
+    case = json.loads((tmp_path / "c" / "results.json").read_text())["cases"][0]
+    assert case["status"] == "skipped" and "CUDA not available" in case["reason"]
+
+
+def test_list_shows_suites_and_cases():
+    result = CliRunner().invoke(main, ["list"])
+    assert result.exit_code == 0
+    assert "quick" in result.output and "linear_vs_conv1d" in result.output
+
+
+@pytest.mark.slow
+def test_quick_suite_end_to_end(tmp_path):
+    result = CliRunner().invoke(main, ["run", "--suite", "quick", "--out", str(tmp_path), "--run-id", "q"])
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "q" / "results.json").read_text())
+    assert data["cases"] and all(c["status"] in ("ok", "skipped") for c in data["cases"])
+    page = (tmp_path / "q" / "report.html").read_text()
+    assert extract_embedded(page) == data

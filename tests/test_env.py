@@ -1,0 +1,49 @@
+import json
+
+from click.testing import CliRunner
+
+from reportgen.cli import main
+from reportgen.measure import environment as envmod
+
+
+def test_capture_has_every_section_with_typed_fields():
+    env = envmod.collect_environment()
+    assert set(env) == {"platform", "cpu", "memory", "torch", "cuda", "packages", "settings", "env_vars"}
+    assert isinstance(env["cpu"]["logical_cpus"], int)
+    assert env["torch"]["version"].startswith("2.")
+    assert env["torch"]["blas"]  # parsed from torch.__config__.show()
+    assert isinstance(env["cuda"]["available"], bool)
+    s = env["settings"]
+    for key in ("deterministic_algorithms", "cudnn.benchmark", "cudnn.allow_tf32", "cuda.matmul.allow_tf32",
+                "float32_matmul_precision", "num_threads", "env.CUBLAS_WORKSPACE_CONFIG"):
+        assert key in s
+    assert isinstance(s["num_threads"], int) and isinstance(s["deterministic_algorithms"], bool)
+    json.dumps(env)  # JSON-able as is
+
+
+def test_planted_secret_never_appears_while_allowlisted_var_does(monkeypatch):
+    secret = "ghp_" + "A1b2C3d4" * 5
+    monkeypatch.setenv("TORCH_SECRET_TOKEN", "plain-value-123")  # allowlisted prefix, secret-looking name
+    monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", f"expandable_segments:True,{secret}")  # secret-looking value
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")  # not allowlisted
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    result = CliRunner().invoke(main, ["env", "--json"])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    for leaked in (secret, "plain-value-123", "wJalrXUtnFEMI", "AWS_SECRET_ACCESS_KEY"):
+        assert leaked not in out
+    env_vars = json.loads(out)["env_vars"]
+    assert env_vars["OMP_NUM_THREADS"] == "2"
+    assert env_vars["TORCH_SECRET_TOKEN"] == envmod.REDACTED
+    assert env_vars["PYTORCH_CUDA_ALLOC_CONF"].startswith("expandable_segments:True,")
+
+
+def test_redact_patterns():
+    assert "hunter2" not in envmod.redact("https://user:hunter2@example.com/x")
+    assert envmod.redact("OMP_PROC_BIND=close") == "OMP_PROC_BIND=close"
+    assert envmod.REDACTED in envmod.redact("key AKIAIOSFODNN7EXAMPLE here")
+
+
+def test_env_text_output_runs():
+    result = CliRunner().invoke(main, ["env"])
+    assert result.exit_code == 0 and "[torch]" in result.output

@@ -1,0 +1,56 @@
+import pytest
+
+from reportgen.errors import UsageError
+from reportgen.suite import bundled_suites, load_suite
+
+
+def write(tmp_path, text):
+    p = tmp_path / "s.yaml"
+    p.write_text(text)
+    return str(p)
+
+
+def test_bundled_suites_load():
+    suites = bundled_suites()
+    assert {"default", "quick"} <= set(suites)
+    for name in suites:
+        s = load_suite(name)
+        assert s.cases
+
+
+@pytest.mark.parametrize("body, expected", [
+    ("cases: [{name: linear_vs_conv1d, params: {batchh: 3}}]", "case 'linear_vs_conv1d': key 'params.batchh'"),
+    ("cases: [{name: linear_vs_conv1d, params: {batch: many}}]", "key 'params.batch': expected an integer"),
+    ("cases: [{name: nope}]", "case 'nope': key 'kind': unknown case kind 'nope'"),
+    ("cases: [{name: linear_vs_conv1d, dtypes: [float8]}]", "key 'dtypes': 'float8' is not one of"),
+    ("cases: [{name: linear_vs_conv1d, devices: [tpu]}]", "key 'devices': 'tpu' is not a device"),
+    ("cases: [{name: linear_vs_conv1d, colour: red}]", "unknown key 'colour'"),
+    ("cases: [{name: linear_vs_conv1d, timing: {rounds: x}}]", "key 'timing'.rounds: expected an integer"),
+    ("cases: []", "key 'cases': expected a non-empty list"),
+    ("cases: [{name: a, kind: linear_vs_conv1d}, {name: a, kind: linear_vs_conv1d}]", "duplicate case name"),
+    ("cases: [{name: linear_vs_conv1d\n", "invalid YAML (line"),
+])
+def test_validation_errors_name_file_case_and_key(tmp_path, body, expected):
+    path = write(tmp_path, body)
+    with pytest.raises(UsageError) as err:
+        load_suite(path)
+    msg = str(err.value)
+    assert path in msg and expected in msg and "\n" not in msg
+
+
+def test_defaults_and_overrides(tmp_path):
+    path = write(tmp_path, "defaults: {dtypes: [bfloat16], seed: 7}\ncases: [{name: linear_vs_conv1d, "
+                           "params: {batch: 2}}]")
+    s = load_suite(path)
+    c = s.cases[0]
+    assert c.dtypes == ("bfloat16",) and c.seed == 7 and c.params["batch"] == 2
+    assert c.params["length"] == 256  # untouched params keep the case's defaults
+    o = s.override(devices=("cpu",), dtypes=("float32",), seed=1).cases[0]
+    assert o.devices == ("cpu",) and o.dtypes == ("float32",) and o.seed == 1
+    with pytest.raises(UsageError, match="--case 'x'"):
+        s.select(("x",))
+
+
+def test_missing_suite_file_is_usage_error():
+    with pytest.raises(UsageError, match="not found"):
+        load_suite("does/not/exist.yaml")
