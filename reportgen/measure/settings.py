@@ -6,9 +6,11 @@ fail the run: a missing API (older torch, no CUDA build) gives ``"unavailable: <
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -49,6 +51,7 @@ _READERS: dict[str, Callable[[], Any]] = {
     "cudnn.deterministic": lambda: torch.backends.cudnn.deterministic,
     "cudnn.allow_tf32": lambda: torch.backends.cudnn.allow_tf32,
     "mkldnn.enabled": lambda: torch.backends.mkldnn.enabled,
+    "mkldnn.deterministic": lambda: torch.backends.mkldnn.deterministic,
     "num_threads": torch.get_num_threads,
     "num_interop_threads": torch.get_num_interop_threads,
     "default_dtype": lambda: str(torch.get_default_dtype()).removeprefix("torch."),
@@ -75,3 +78,221 @@ def capture_settings() -> dict[str, Any]:
                 value = unavailable(exc)
             out[key] = value if isinstance(value, (bool, int, float, str, type(None))) else str(value)
     return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Applying settings for one measurement and restoring the previous state *exactly*.
+#
+# Why this is more than "save the getters, call the setters": since torch 2.9 the TF32 state lives in two families
+# that share storage (aten/src/ATen/Context.cpp):
+#   * an fp32_precision tree generic/all -> (cuda|mkldnn)/all -> (cuda|mkldnn)/(matmul|conv|rnn) whose getter
+#     *resolves* a "none" node through its parents, so reading a node does not tell whether it is "none" (inherits);
+#   * two legacy values, float32_matmul_precision and cuDNN's allow_tf32, whose getters raise when the tree disagrees
+#     with them ("mix of the legacy and new APIs"), and whose setters write tree leaves as a side effect.
+# Measured on torch 2.13: cuda/conv and cuda/rnn start in a state no setter can recreate: they read "tf32" yet follow a
+# parent that is set (a fresh `cudnn.fp32_precision = "ieee"` turns conv to ieee), while a leaf *set* to "tf32" ignores
+# its parent. So the snapshot records, per node, what it resolves to and whether it follows its parent (found by moving
+# the parent, which is always undone exactly), and the restore writes a node only when it no longer matches. The one
+# state that cannot come back: after ``conv_tf32`` the cuDNN conv/rnn leaves are restored as an explicit "tf32" --
+# identical for every getter and every conv, different only if a later caller sets the parent cudnn/backends
+# fp32_precision (a default leaf would follow it, an explicit one does not).
+
+_ROOT = ("generic", "all")
+_TREE: dict[tuple[str, str], tuple[str, str]] = {  # node -> parent, parents first
+    ("cuda", "all"): _ROOT, ("mkldnn", "all"): _ROOT,
+    **{(b, op): (b, "all") for b in ("cuda", "mkldnn") for op in ("matmul", "conv", "rnn")},
+}
+_PROBE_VALUES = ("ieee", "tf32")  # valid for every backend
+
+
+def _get_prec(node: tuple[str, str]) -> str:
+    return torch._C._get_fp32_precision_getter(*node)
+
+
+def _set_prec(node: tuple[str, str], value: str) -> None:
+    torch._C._set_fp32_precision_setter(*node, value)
+
+
+def _follows_parent(node: tuple[str, str], parent_raw: str) -> bool:
+    """Whether ``node`` inherits: move its parent to a value it does not show and see if it moves along."""
+    parent = _TREE[node]
+    probe = _PROBE_VALUES[1] if _get_prec(node) == _PROBE_VALUES[0] else _PROBE_VALUES[0]
+    _set_prec(parent, probe)
+    try:
+        return _get_prec(node) == probe
+    finally:
+        _set_prec(parent, parent_raw)
+
+
+def precision_state() -> dict[str, tuple[str, bool]]:
+    """Observable fp32_precision state: node -> (resolved value, follows its parent). Leaves torch as it was."""
+    raw = {_ROOT: _get_prec(_ROOT)}  # the root resolves to itself
+    state = {_ROOT: (raw[_ROOT], False)}
+    for node in _TREE:  # parents come first, so each parent's raw value is known when it is moved
+        follows = _follows_parent(node, raw[_TREE[node]])
+        raw[node] = "none" if follows else _get_prec(node)
+        state[node] = (_get_prec(node), follows)
+    return {"/".join(k): v for k, v in state.items()}
+
+
+def _restore_precisions(saved: dict[str, tuple[str, bool]]) -> None:
+    for key, (value, follows) in saved.items():
+        node = tuple(key.split("/"))
+        if key == "/".join(_ROOT):
+            if _get_prec(_ROOT) != value:
+                _set_prec(_ROOT, value)
+            continue
+        parent_raw = "none" if saved["/".join(_TREE[node])][1] else saved["/".join(_TREE[node])][0]
+        if _get_prec(node) == value and _follows_parent(node, parent_raw) == follows:
+            continue
+        _set_prec(node, "none" if follows else value)
+        if _get_prec(node) != value:  # a default leaf ("tf32" while inheriting): the value is all that can come back
+            _set_prec(node, value)
+
+
+def _with_leaves(nodes: tuple[tuple[str, str], ...], value: str, read: Callable[[], Any]) -> Any:
+    """Call ``read`` with ``nodes`` resolving to ``value`` for a moment; put every node back exactly."""
+    saved = precision_state()
+    try:
+        for node in nodes:
+            _set_prec(node, value)
+        return read()
+    finally:
+        _restore_precisions(saved)
+
+
+def _legacy_matmul_precision() -> str:
+    """float32_matmul_precision; its getter raises in a mixed state, and "ieee" matmul leaves agree with any value."""
+    try:
+        return torch.get_float32_matmul_precision()
+    except RuntimeError:
+        return _with_leaves((("cuda", "matmul"), ("mkldnn", "matmul")), "ieee", torch.get_float32_matmul_precision)
+
+
+def _legacy_cudnn_tf32() -> bool:
+    """cuDNN's legacy allow_tf32; with conv and rnn both TF32 its getter succeeds exactly when the flag is True."""
+    try:
+        return bool(torch._C._get_cudnn_allow_tf32())
+    except RuntimeError:
+        def read() -> bool:
+            try:
+                return bool(torch._C._get_cudnn_allow_tf32())
+            except RuntimeError:
+                return False
+        return _with_leaves((("cuda", "conv"), ("cuda", "rnn")), "tf32", read)
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    deterministic: bool
+    warn_only: bool
+    fill_uninitialized_memory: bool
+    cudnn_enabled: bool
+    cudnn_benchmark: bool
+    cudnn_deterministic: bool
+    mkldnn_enabled: bool
+    mkldnn_deterministic: bool
+    num_threads: int
+    precisions: dict[str, tuple[str, bool]]
+    matmul_precision: str
+    cudnn_tf32: bool
+
+
+def _snapshot() -> _Snapshot:
+    return _Snapshot(
+        deterministic=torch.are_deterministic_algorithms_enabled(),
+        warn_only=torch.is_deterministic_algorithms_warn_only_enabled(),
+        fill_uninitialized_memory=torch.utils.deterministic.fill_uninitialized_memory,
+        cudnn_enabled=torch.backends.cudnn.enabled,
+        cudnn_benchmark=torch.backends.cudnn.benchmark,
+        cudnn_deterministic=torch.backends.cudnn.deterministic,
+        mkldnn_enabled=torch.backends.mkldnn.enabled,
+        mkldnn_deterministic=torch.backends.mkldnn.deterministic,
+        num_threads=torch.get_num_threads(),
+        precisions=precision_state(),
+        matmul_precision=_legacy_matmul_precision(),
+        cudnn_tf32=_legacy_cudnn_tf32(),
+    )
+
+
+def _restore(s: _Snapshot) -> None:
+    torch.use_deterministic_algorithms(s.deterministic, warn_only=s.warn_only)
+    torch.utils.deterministic.fill_uninitialized_memory = s.fill_uninitialized_memory
+    torch.backends.cudnn.enabled = s.cudnn_enabled
+    torch.backends.cudnn.benchmark = s.cudnn_benchmark
+    torch.backends.cudnn.deterministic = s.cudnn_deterministic
+    torch.backends.mkldnn.enabled = s.mkldnn_enabled
+    torch.backends.mkldnn.deterministic = s.mkldnn_deterministic
+    if torch.get_num_threads() != s.num_threads:
+        torch.set_num_threads(s.num_threads)
+    # Legacy values first (only when changed: their setters write tree leaves), then the tree on top.
+    if _legacy_matmul_precision() != s.matmul_precision:
+        torch.set_float32_matmul_precision(s.matmul_precision)
+    if _legacy_cudnn_tf32() != s.cudnn_tf32:
+        torch._C._set_cudnn_allow_tf32(s.cudnn_tf32)
+    _restore_precisions(s.precisions)
+
+
+def _set_matmul_tf32(on: bool) -> None:
+    # The legacy setter keeps float32_matmul_precision and the cuda/matmul leaf consistent (both families agree).
+    torch._C._set_cublas_allow_tf32(on)
+
+
+def _set_conv_tf32(on: bool) -> None:
+    # The legacy cuDNN flag covers conv and RNN and writes "none" for off (which would inherit a TF32 parent), so
+    # set it for consistency, then pin both leaves explicitly: off really is IEEE fp32.
+    torch._C._set_cudnn_allow_tf32(on)
+    for op in ("conv", "rnn"):
+        _set_prec(("cuda", op), "tf32" if on else "ieee")
+
+
+#: What applied_settings accepts: name -> (setter, type). None as a value means "leave as it is".
+APPLIERS: dict[str, tuple[Callable[[Any], None], type]] = {
+    "deterministic_algorithms": (lambda v: torch.use_deterministic_algorithms(
+        v, warn_only=torch.is_deterministic_algorithms_warn_only_enabled()), bool),
+    "deterministic_warn_only": (lambda v: torch.use_deterministic_algorithms(
+        torch.are_deterministic_algorithms_enabled(), warn_only=v), bool),
+    "fill_uninitialized_memory": (
+        lambda v: setattr(torch.utils.deterministic, "fill_uninitialized_memory", v), bool),
+    "cudnn_enabled": (lambda v: setattr(torch.backends.cudnn, "enabled", v), bool),
+    "cudnn_benchmark": (lambda v: setattr(torch.backends.cudnn, "benchmark", v), bool),
+    "cudnn_deterministic": (lambda v: setattr(torch.backends.cudnn, "deterministic", v), bool),
+    "mkldnn_enabled": (lambda v: setattr(torch.backends.mkldnn, "enabled", v), bool),
+    "mkldnn_deterministic": (lambda v: setattr(torch.backends.mkldnn, "deterministic", v), bool),
+    "matmul_tf32": (_set_matmul_tf32, bool),
+    "conv_tf32": (_set_conv_tf32, bool),
+    "float32_matmul_precision": (torch.set_float32_matmul_precision, str),
+    "mkldnn_matmul_fp32_precision": (lambda v: _set_prec(("mkldnn", "matmul"), v), str),
+    "mkldnn_conv_fp32_precision": (lambda v: _set_prec(("mkldnn", "conv"), v), str),
+    "num_threads": (torch.set_num_threads, int),
+}
+
+
+@contextlib.contextmanager
+def applied_settings(**settings: Any) -> Iterator[dict[str, Any]]:
+    """Apply ``settings`` (names in :data:`APPLIERS`) for the block; restore the previous state exactly on exit.
+
+    Yields :func:`capture_settings` as read inside the block, so a measurement can record what it ran under.
+    Restores even when the block (or applying a setting) raises. Unknown names or wrong types raise
+    ``TypeError`` before anything changes. Not thread-safe: these are process-global torch settings.
+    """
+    for name, value in settings.items():
+        if name not in APPLIERS:
+            raise TypeError(f"applied_settings: unknown setting {name!r}; known: {', '.join(APPLIERS)}")
+        kind = APPLIERS[name][1]
+        if value is not None and (type(value) is not kind):
+            raise TypeError(f"applied_settings: {name} must be {kind.__name__}, got {value!r}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the legacy/new TF32 setters warn on mixing; we mix on purpose, then undo
+        saved = _snapshot()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for name, value in settings.items():
+                if value is not None:
+                    APPLIERS[name][0](value)
+        yield capture_settings()
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _restore(saved)
