@@ -302,6 +302,10 @@ def _timing(ctx: CaseContext, out: CaseOutput) -> None:
         out.fact(f"timing.{key}.conv1d_over_linear.per_round_max", ratio["per_round_max"])
         out.fact(f"timing.{key}.conv1d_over_linear.noisy", lin_t.noisy or conv_t.noisy)
         out.fact(f"timing.{key}.linear_median_s", lin_t.median_s)
+        noisy = " Noisy: at least one side's IQR/median is over the threshold." if lin_t.noisy or conv_t.noisy else ""
+        out.note(f"{name}: Conv1d/Linear time ratio {ratio['ratio_of_medians']:.3g} (ratio of medians; per "
+                 f"interleaved round {ratio['per_round_min']:.3g} to {ratio['per_round_max']:.3g}, "
+                 f"{ratio['rounds']} rounds, {lin_t.num_threads} threads).{noisy}")
         out.fact(f"timing.{key}.conv1d_median_s", conv_t.median_s)
 
 

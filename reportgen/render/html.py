@@ -52,6 +52,16 @@ def fmt_num(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
+def fmt_duration(seconds: Any) -> str:
+    """Seconds in the unit that keeps 3 significant figures readable: 2.41 ms, 312 µs, 1.20 s."""
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
+        return fmt_num(seconds)
+    for scale, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs")):
+        if abs(seconds) >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
+
+
 def anchor(value: Any) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", str(value)).strip("-")
 
@@ -73,7 +83,7 @@ def environment(loader_root: Path | None = None) -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
     )
-    env.filters.update(num=fmt_num, anchor=anchor, verdict=verdict_badge, worst_verdict=worst_verdict)
+    env.filters.update(num=fmt_num, dur=fmt_duration, anchor=anchor, verdict=verdict_badge, worst_verdict=worst_verdict)
     return env
 
 

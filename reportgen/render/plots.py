@@ -34,9 +34,16 @@ def _num(v: Any) -> float:
 
 
 def _line(ax: Any, plot: dict[str, Any]) -> None:
+    log_y = plot.get("yscale") == "log"
     for s in plot["series"]:
         style = _STYLE.get(s.get("style", ""), {"marker": "o", "markersize": 3})
-        ax.plot([_num(v) for v in s["x"]], [_num(v) for v in s["y"]], label=_text(s["label"]), **style)
+        ys = [_num(v) for v in s["y"]]
+        label = _text(s["label"])
+        if log_y and any(y <= 0 for y in ys):
+            # A log axis cannot show 0 (bitwise equal): leave a gap and say so instead of a line to -inf.
+            label += f" ({sum(y <= 0 for y in ys)} zero points not drawn)"
+            ys = [y if y > 0 else float("nan") for y in ys]
+        ax.plot([_num(v) for v in s["x"]], ys, label=label, **style)
     ax.set_xscale(plot.get("xscale", "linear"))
     ax.set_yscale(plot.get("yscale", "linear"))
 
