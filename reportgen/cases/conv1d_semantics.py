@@ -1,0 +1,474 @@
+"""What ``torch.nn.Conv1d`` does, measured, against MindSpore's page "Differences with torch.nn.Conv1d"
+(https://mindspore.cn/docs/en/r2.4.1/note/api_mapping/pytorch_diff/Conv1d.html).
+
+Measured here: the output shapes of the page's examples; each ``padding_mode`` against explicit ``F.pad`` +
+an unpadded convolution; how ``padding='same'`` splits the padding between left and right for odd and even
+kernels and dilations (located with impulse weights, then cross-checked bit for bit against explicit pads);
+whether a bias is there by default; a Kolmogorov-Smirnov test of the initial weights and biases against
+U(-sqrt(k), sqrt(k)), k = groups / (C_in * kernel); and that MindSpore's (out, in, 1, k) weight layout converts
+to torch's (out, in, k) and back without loss.
+"""
+
+from __future__ import annotations
+
+import inspect
+from contextlib import contextmanager
+import math
+import warnings
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from reportgen.cases import CaseContext, CaseOutput, register
+from reportgen.errors import UsageError
+from reportgen.measure.numerics import IDENTICAL, OUT_OF_BOUND, WITHIN, compare, gamma, ordered_bits
+
+_VERDICT_RANK = {IDENTICAL: 0, WITHIN: 1, OUT_OF_BOUND: 2}
+_PAD_MODES = ("zeros", "reflect", "replicate", "circular")
+_F_PAD_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate", "circular": "circular"}
+
+#: The page's examples: (label, Conv1d keyword arguments, output length the page prints). These are the
+#: page's *statements*; the case measures the real lengths and compares.
+PAGE_EXAMPLES: tuple[tuple[str, dict[str, Any], int | None], ...] = (
+    ("", {}, 637),
+    ("padding=1, padding_mode='zeros'", {"padding": 1, "padding_mode": "zeros"}, 639),
+    ("padding=1, padding_mode='reflect'", {"padding": 1, "padding_mode": "reflect"}, 639),
+    ("padding='same'", {"padding": "same"}, None),
+)
+_PAGE_SIZES = (120, 240, 4, 640)  # (C_in, C_out, kernel, L) of the page's examples
+
+DEFAULTS: dict[str, Any] = {
+    # The page's example: Conv1d(120, 240, 4) on (1, 120, 640).
+    "in_channels": 120,
+    "out_channels": 240,
+    "kernel_size": 4,
+    "length": 640,
+    "check_length": 64,  # input length for the bit-level comparisons (modes, layout): cost, not meaning
+    "pad_amounts": [1, 2],
+    "same_kernels": [1, 2, 3, 4, 5, 6],
+    "same_dilations": [1, 2, 3],
+    "same_length": 16,
+    "init_modules": 10,  # fresh modules whose weights/biases are pooled for the goodness-of-fit test
+    "init_groups": 4,  # a grouped module too: k uses groups
+    "init_alpha": 0.01,  # "fits" means KS p-value >= alpha
+    "init_control_scale": 1.1,  # negative control: a range 10% too wide must be rejected
+}
+
+
+def _pos_int(value: Any, key: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise UsageError(f"conv1d_semantics: params.{key}: expected a positive integer, got {value!r}")
+    return value
+
+
+def _pos_ints(value: Any, key: str) -> list[int]:
+    if not isinstance(value, list) or not value:
+        raise UsageError(f"conv1d_semantics: params.{key}: expected a non-empty list of positive integers")
+    return [_pos_int(v, f"{key}[{i}]") for i, v in enumerate(value)]
+
+
+def _worst(verdicts: list[str]) -> str:
+    return max(verdicts, key=lambda v: _VERDICT_RANK[v])
+
+
+def _conv_bound(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, dtype: torch.dtype,
+                dilation: int = 1) -> torch.Tensor:
+    """gamma_(n+1)(|x| * |w| + |b|) for an unpadded conv1d of ``x`` (already padded), in float64 on CPU."""
+    n = w.shape[1] * w.shape[2] + (1 if b is not None else 0)
+    scale = F.conv1d(x.detach().double().abs().cpu(), w.detach().double().abs().cpu(),
+                     None if b is None else b.detach().double().abs().cpu(), dilation=dilation)
+    return gamma(n, dtype) * scale
+
+
+# --- shapes ------------------------------------------------------------------------------------------------
+
+def _expected_length(length: int, kernel: int, padding: int, dilation: int = 1, stride: int = 1) -> int:
+    """The documented formula: floor((L + 2p - d(k-1) - 1) / s + 1)."""
+    return (length + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def _shapes(ctx: CaseContext, out: CaseOutput, c_in: int, c_out: int, kernel: int, length: int) -> None:
+    x = torch.ones(1, c_in, length, device=ctx.device, dtype=ctx.dtype)  # the page's np.ones input
+    rows, page_checks, formula_ok = [], [], True
+    # The page's lengths are for its own sizes; compare only when this run uses them.
+    page_sizes = (c_in, c_out, kernel, length) == _PAGE_SIZES
+    for label, kwargs, page_len in PAGE_EXAMPLES:
+        conv = _seeded_conv(ctx, 1, c_in, c_out, kernel, **kwargs)
+        with torch.no_grad(), _quiet_same():
+            shape = tuple(conv(x).shape)
+        pad = kwargs.get("padding", 0)
+        formula = length if pad == "same" else _expected_length(length, kernel, pad)
+        key = "same" if pad == "same" else (f"pad{pad}_{kwargs['padding_mode']}" if pad else "valid")
+        out.fact(f"shape.{key}.length", shape[-1])
+        formula_ok &= shape[-1] == formula
+        applies = page_len is not None and page_sizes
+        if applies:
+            page_checks.append(shape[-1] == page_len)
+        rows.append([f"Conv1d({c_in}, {c_out}, {kernel}{', ' + label if label else ''})",
+                     "x".join(map(str, x.shape)), "x".join(map(str, shape)), formula,
+                     page_len if applies else "-", ("yes" if shape[-1] == page_len else "NO") if applies else "-"])
+    out.fact("shape.formula_match", bool(formula_ok))
+    # None (not measured) unless this run used the page's sizes.
+    out.fact("shape.page_examples_match", all(page_checks) if page_checks else None)
+    out.add_table("Output shapes of the page's examples", ["module", "input", "output (measured)",
+                  "formula floor((L+2p-d(k-1)-1)/s+1)", "page says", "page right?"], rows,
+                  note="'page says' is what the MindSpore page prints for Conv1d(120, 240, 4) on (1, 120, 640); "
+                       "it is shown only when this run uses those sizes.")
+
+
+# --- padding modes -----------------------------------------------------------------------------------------
+
+def _padding_modes(ctx: CaseContext, out: CaseOutput, c_in: int, c_out: int, kernel: int, length: int,
+                   pads: list[int]) -> None:
+    gen = ctx.generator(10)
+    x = ctx.randn(1, c_in, length, gen=gen)
+    rows, verdicts, identical = [], [], []
+    for mode in _PAD_MODES:
+        for p in pads:
+            conv = _seeded_conv(ctx, 11, c_in, c_out, kernel, padding=p, padding_mode=mode)
+            with torch.no_grad():
+                got = conv(x)
+                xp = F.pad(x, (p, p), mode=_F_PAD_MODE[mode])
+                explicit = F.conv1d(xp, conv.weight, conv.bias)
+            bound = 2 * ctx.bound_factor * _conv_bound(xp, conv.weight, conv.bias, ctx.dtype)
+            c = compare(got, explicit, bound, name=f"padding_mode={mode!r}, padding={p}",
+                        actual_label=f"Conv1d(padding={p}, padding_mode={mode!r})",
+                        expected_label=f"F.pad(x, ({p}, {p}), mode={_F_PAD_MODE[mode]!r}) + Conv1d(padding=0)",
+                        bound_desc="sum of both sides' gamma_(n+1)(|x_pad|*|w|+|b|)")
+            out.add_comparison(c, group="padding_mode = explicit F.pad + valid conv")
+            out.fact(f"padding_mode.{mode}.p{p}.verdict", c.verdict)
+            out.fact(f"padding_mode.{mode}.p{p}.bitwise_equal_fraction", c.bitwise_equal_fraction)
+            verdicts.append(c.verdict)
+            identical.append(c.verdict == IDENTICAL)
+            rows.append([mode, p, _F_PAD_MODE[mode], got.shape[-1], c.bitwise_equal_fraction, c.max_abs,
+                         c.verdict])
+    out.fact("padding_mode.all_identical", all(identical))
+    out.fact("padding_mode.worst_verdict", _worst(verdicts))
+    _padding_control(ctx, out, x, c_in, c_out, kernel, pads[0], rows)
+    out.add_table("Each padding_mode against explicit F.pad + unpadded conv",
+                  ["padding_mode", "padding", "F.pad mode", "output length", "bitwise equal", "max |delta|",
+                   "verdict"], rows,
+                  note="The last row is a negative control: reflect-padded conv against an explicit zero pad "
+                       "must differ, or the comparison could not tell the modes apart.")
+
+
+def _padding_control(ctx: CaseContext, out: CaseOutput, x: torch.Tensor, c_in: int, c_out: int, kernel: int,
+                     p: int, rows: list[list[Any]]) -> None:
+    conv = _seeded_conv(ctx, 11, c_in, c_out, kernel, padding=p, padding_mode="reflect")
+    with torch.no_grad():
+        got = conv(x)
+        xp = F.pad(x, (p, p), mode="constant")
+        wrong = F.conv1d(xp, conv.weight, conv.bias)
+    bound = 2 * ctx.bound_factor * _conv_bound(xp, conv.weight, conv.bias, ctx.dtype)
+    c = compare(got, wrong, bound, name="control: reflect vs explicit zero pad", actual_label="Conv1d reflect",
+                expected_label="F.pad constant + conv", bound_desc="as above")
+    out.fact("padding_mode.control_reflect_vs_zero_pad.verdict", c.verdict)
+    rows.append(["control: reflect vs zero pad", p, "constant", got.shape[-1], c.bitwise_equal_fraction,
+                 c.max_abs, c.verdict])
+
+
+def _seeded_conv(ctx: CaseContext, offset: int, *args: Any, **kwargs: Any) -> nn.Conv1d:
+    """A Conv1d with default init drawn from a fixed seed, without disturbing the global RNG."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(ctx.seed + offset)
+        conv = nn.Conv1d(*args, **kwargs)
+    return conv.to(ctx.device, ctx.dtype)
+
+
+# --- padding='same' ----------------------------------------------------------------------------------------
+
+def _leading_zeros(v: torch.Tensor) -> int:
+    nz = torch.nonzero(v).flatten()
+    return int(nz[0]) if nz.numel() else int(v.numel())
+
+
+def measure_same_split_1d(kernel: int, dilation: int, length: int, device: torch.device,
+                          dtype: torch.dtype) -> tuple[int, int]:
+    """(left, right) zeros that padding='same' adds, located with impulse weights.
+
+    With a one-hot weight on the first tap, out[i] = x_pad[i]: the output starts with ``left`` zeros (the
+    input is 1..L, never zero). With the one-hot on the last tap, out[i] = x_pad[i + d(k-1)]: the output ends
+    with ``right`` zeros. Small integers are exact in every float dtype, so this is exact.
+    """
+    x = torch.arange(1, length + 1, device=device, dtype=dtype).reshape(1, 1, length)
+    w = torch.zeros(1, 1, kernel, device=device, dtype=dtype)
+    w[..., 0] = 1
+    with _quiet_same():
+        left = _leading_zeros(F.conv1d(x, w, padding="same", dilation=dilation).flatten())
+        w.zero_()
+        w[..., -1] = 1
+        right = _leading_zeros(F.conv1d(x, w, padding="same", dilation=dilation).flatten().flip(0))
+    return left, right
+
+
+@contextmanager
+def _quiet_same() -> Iterator[None]:
+    """torch warns that an asymmetric 'same' pad copies the input; that is the behaviour measured here."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Using padding='same'")
+        yield
+
+
+def measure_same_split_2d(kernel: int, dilation: int, length: int, device: torch.device,
+                          dtype: torch.dtype) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) for Conv2d padding='same' with a (kernel, kernel) kernel, as in 1-D."""
+    x = torch.ones(1, 1, length, length, device=device, dtype=dtype)
+    w = torch.zeros(1, 1, kernel, kernel, device=device, dtype=dtype)
+    w[..., 0, 0] = 1
+    with _quiet_same():
+        o = F.conv2d(x, w, padding="same", dilation=dilation)[0, 0]
+        top, left = _leading_zeros(o.abs().sum(1)), _leading_zeros(o.abs().sum(0))
+        w.zero_()
+        w[..., -1, -1] = 1
+        o = F.conv2d(x, w, padding="same", dilation=dilation)[0, 0]
+    bottom, right = _leading_zeros(o.abs().sum(1).flip(0)), _leading_zeros(o.abs().sum(0).flip(0))
+    return top, bottom, left, right
+
+
+def extra_side(first: int, second: int, names: tuple[str, str]) -> str | None:
+    """Which side gets the extra pad of an odd total: names[0] if ``first`` is larger; None if equal."""
+    if first == second:
+        return None
+    return names[0] if first > second else names[1]
+
+
+def aggregate_sides(sides: list[str | None]) -> str:
+    """One word for all odd-total configurations: the common side, "mixed", or "none" (no odd totals)."""
+    seen = {s for s in sides if s is not None}
+    if not seen:
+        return "none"
+    return seen.pop() if len(seen) == 1 else "mixed"
+
+
+def _same_crosscheck(ctx: CaseContext, kernel: int, dilation: int, length: int, left: int,
+                     right: int) -> tuple[bool, bool | None]:
+    """padding='same' == F.pad(left, right) + valid conv bit for bit (random data); mirrored split differs?"""
+    gen = ctx.generator(100 + 10 * kernel + dilation)
+    x = ctx.randn(1, 2, length, gen=gen)
+    w = ctx.randn(3, 2, kernel, gen=gen)
+    with _quiet_same():
+        same = F.conv1d(x, w, padding="same", dilation=dilation)
+    explicit = F.conv1d(F.pad(x, (left, right)), w, dilation=dilation)
+    matches = same.shape == explicit.shape and torch.equal(ordered_bits(same), ordered_bits(explicit))
+    if left == right:
+        return matches, None
+    mirrored = F.conv1d(F.pad(x, (right, left)), w, dilation=dilation)
+    return matches, not torch.equal(ordered_bits(same), ordered_bits(mirrored))
+
+
+def _same_padding(ctx: CaseContext, out: CaseOutput, kernels: list[int], dilations: list[int],
+                  length: int) -> None:
+    rows, sides, even_symmetric, explicit_ok, mirrored_differs = [], [], True, True, True
+    points = []  # (total pad, right - left) per configuration
+    for d in dilations:
+        for k in kernels:
+            total = d * (k - 1)
+            if total >= length:
+                raise UsageError(f"conv1d_semantics: params.same_length ({length}) must exceed dilation*(kernel-1) "
+                                 f"= {total} for kernel {k}, dilation {d}")
+            left, right = measure_same_split_1d(k, d, length, ctx.device, ctx.dtype)
+            side = extra_side(left, right, ("left", "right"))
+            if total % 2:
+                sides.append(side)
+            else:
+                even_symmetric &= left == right
+            with torch.no_grad():
+                matches, differs = _same_crosscheck(ctx, k, d, length, left, right)
+            explicit_ok &= matches
+            mirrored_differs &= differs is not False
+            out.fact(f"same.k{k}_d{d}.left", left)
+            out.fact(f"same.k{k}_d{d}.right", right)
+            rows.append([k, d, total, "odd" if total % 2 else "even", left, right, side or "-",
+                         "yes" if matches else "NO", "-" if differs is None else ("yes" if differs else "NO")])
+            points.append((total, right - left))
+    out.fact("same.odd_total_pad_extra_side", aggregate_sides(sides))
+    out.fact("same.even_total_pad_symmetric", bool(even_symmetric))
+    out.fact("same.explicit_pad_identical", bool(explicit_ok))
+    out.fact("same.mirrored_split_differs", bool(mirrored_differs))
+    out.add_table("padding='same': measured left/right split (Conv1d)",
+                  ["kernel", "dilation", "total pad d(k-1)", "total", "left", "right", "extra pad on",
+                   "= F.pad(left, right) + valid conv, bitwise", "mirrored split differs"], rows,
+                  note="left/right located with one-hot weights on an input 1..L; then checked on random data: "
+                       "padding='same' equals explicit F.pad with the measured split bit for bit, and (for "
+                       "asymmetric splits) differs from the mirrored split.")
+    points.sort()
+    totals = [t for t, _ in points]
+    out.add_line_plot("same_split", "padding='same': right pad minus left pad (Conv1d)",
+                      "total padding d(k-1) (every kernel and dilation measured)", "right - left (zeros)",
+                      [{"label": "measured", "x": totals, "y": [diff for _, diff in points], "style": ""},
+                       {"label": "if the left side were filled first", "x": totals,
+                        "y": [-(t % 2) for t in totals], "style": "dashed"}],
+                      note="+1: the extra zero of an odd total goes on the right; -1: on the left; 0: symmetric.")
+    _same_padding_2d(ctx, out, kernels, dilations, length)
+
+
+def _same_padding_2d(ctx: CaseContext, out: CaseOutput, kernels: list[int], dilations: list[int],
+                     length: int) -> None:
+    rows, corners = [], []
+    for d in dilations:
+        for k in kernels:
+            top, bottom, left, right = measure_same_split_2d(k, d, length, ctx.device, ctx.dtype)
+            vert = extra_side(top, bottom, ("top", "bottom"))
+            horiz = extra_side(left, right, ("left", "right"))
+            if d * (k - 1) % 2:
+                corners.append(f"{vert}-{horiz}")
+            rows.append([f"{k}x{k}", d, top, bottom, left, right, f"{vert}-{horiz}" if vert else "-"])
+    out.fact("same2d.odd_total_pad_extra_side", aggregate_sides(corners))
+    out.add_table("padding='same': measured split (Conv2d, square kernels)",
+                  ["kernel", "dilation", "top", "bottom", "left", "right", "extra pad on"], rows)
+
+
+# --- bias and initial distributions -------------------------------------------------------------------------
+
+def uniform_fit(samples: np.ndarray, half_width: float, alpha: float) -> dict[str, Any]:
+    """Kolmogorov-Smirnov test of ``samples`` against U(-half_width, half_width); fits = p-value >= alpha."""
+    from scipy import stats
+
+    res = stats.kstest(samples, stats.uniform(loc=-half_width, scale=2 * half_width).cdf)
+    return {"n": int(samples.size), "statistic": float(res.statistic), "pvalue": float(res.pvalue),
+            "fits": bool(res.pvalue >= alpha), "max_abs_over_bound": float(np.abs(samples).max() / half_width)}
+
+
+def _pooled_init(ctx: CaseContext, offset: int, modules: int, c_in: int, c_out: int, kernel: int,
+                 groups: int) -> tuple[np.ndarray, np.ndarray]:
+    ws, bs = [], []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(ctx.seed + offset)
+        for _ in range(modules):
+            conv = nn.Conv1d(c_in, c_out, kernel, groups=groups, device=ctx.device, dtype=ctx.dtype)
+            ws.append(conv.weight.detach().double().cpu().flatten())
+            bs.append(conv.bias.detach().double().cpu().flatten())
+    return torch.cat(ws).numpy(), torch.cat(bs).numpy()
+
+
+def _init(ctx: CaseContext, out: CaseOutput, c_in: int, c_out: int, kernel: int) -> None:
+    p = ctx.params
+    modules, groups = _pos_int(p["init_modules"], "init_modules"), _pos_int(p["init_groups"], "init_groups")
+    alpha, scale = float(p["init_alpha"]), float(p["init_control_scale"])
+    out.fact("init.bias_default_argument", inspect.signature(nn.Conv1d).parameters["bias"].default)
+    out.fact("init.bias_present_by_default", _seeded_conv(ctx, 2, c_in, c_out, kernel).bias is not None)
+    try:
+        import scipy  # noqa: F401  (optional dependency: reportgen[stats])
+    except ImportError:
+        out.note("scipy is not installed (pip install 'reportgen[stats]'): the goodness-of-fit test of the "
+                 "initial values was not run, so its facts are missing.")
+        return
+    if c_in % groups or c_out % groups:
+        raise UsageError(f"conv1d_semantics: params.init_groups: {groups} must divide in_channels ({c_in}) and "
+                         f"out_channels ({c_out})")
+    # Four tests (weight, bias; groups 1 and g): Bonferroni keeps the chance that a true claim is rejected on
+    # some seed at most alpha overall.
+    per_test_alpha = alpha / 4
+    rows, fits, density, pooled = [], [], [], {}
+    for g, offset in ((1, 20), (groups, 21)):
+        k = g / (c_in * kernel)
+        pooled[g] = _pooled_init(ctx, offset, modules, c_in, c_out, kernel, g)
+        out.fact("init.k" if g == 1 else f"init.groups{g}.k", k)
+        for name, samples in zip(("weight", "bias"), pooled[g]):
+            r = uniform_fit(samples, math.sqrt(k), per_test_alpha)
+            _publish_fit(out, f"init.{name}" if g == 1 else f"init.groups{g}.{name}", r)
+            fits.append(r["fits"])
+            rows.append(_fit_row(f"groups={g} {name}", f"{g}/({c_in}*{kernel}) = {k:.4g}", r))
+            if g == 1:
+                density.append(_density(samples / math.sqrt(k), name))
+    out.fact("init.all_fit_uniform", all(fits))
+    # Negative controls: the same values against a range `scale` times too wide must be rejected, or the test
+    # has no power at this sample size and a "fits" above would mean nothing.
+    rejected = []
+    for name, samples in zip(("weight", "bias"), pooled[1]):
+        r = uniform_fit(samples, scale * math.sqrt(1 / (c_in * kernel)), per_test_alpha)
+        out.fact(f"init.control_wrong_k.{name}.ks_pvalue", r["pvalue"])
+        rejected.append(not r["fits"])
+        rows.append(_fit_row(f"control: {name} vs a range x{scale:g} too wide", "wrong on purpose", r))
+    out.fact("init.control_wrong_k.rejected", all(rejected))
+    out.add_table("Initial weights and biases vs U(-sqrt(k), sqrt(k)): Kolmogorov-Smirnov",
+                  ["parameter", "samples", "k", "max |value| / sqrt(k)", "KS statistic", "p-value", "result"],
+                  rows, note=f"Pooled over {modules} freshly constructed modules per row. 'fits' means p-value >= "
+                             f"{per_test_alpha:g} ({alpha:g} / 4 tests, Bonferroni); the control rows must be "
+                             "rejected for the test to mean anything.")
+    edges = density[0]["x"]
+    density.append({"label": "U(-1, 1) density", "x": edges, "y": [0.5 if abs(e) < 1 else 0.0 for e in edges],
+                    "style": "bound"})
+    out.add_line_plot("init_density", "Initial values divided by sqrt(k) (groups=1): empirical density",
+                      "value / sqrt(k)", "density", density,
+                      note="U(-sqrt(k), sqrt(k)) predicts a flat 0.5 between -1 and 1 and nothing outside.")
+
+
+def _publish_fit(out: CaseOutput, key: str, r: dict[str, Any]) -> None:
+    out.fact(f"{key}.ks_statistic", r["statistic"])
+    out.fact(f"{key}.ks_pvalue", r["pvalue"])
+    out.fact(f"{key}.fits_uniform", r["fits"])
+    out.fact(f"{key}.n", r["n"])
+    out.fact(f"{key}.max_abs_over_bound", r["max_abs_over_bound"])
+
+
+def _fit_row(label: str, k_desc: str, r: dict[str, Any]) -> list[Any]:
+    return [label, r["n"], k_desc, r["max_abs_over_bound"], r["statistic"], r["pvalue"],
+            "fits" if r["fits"] else "REJECTED"]
+
+
+def _density(values: np.ndarray, label: str) -> dict[str, Any]:
+    """Histogram as a density over bin centres (24 bins on [-1.2, 1.2]), plottable against 0.5 on [-1, 1]."""
+    counts, edges = np.histogram(values, bins=np.linspace(-1.2, 1.2, 25), density=True)
+    centres = (edges[:-1] + edges[1:]) / 2
+    return {"label": label, "x": [float(c) for c in centres], "y": [float(c) for c in counts], "style": ""}
+
+
+# --- weight layout -----------------------------------------------------------------------------------------
+
+def _layout(ctx: CaseContext, out: CaseOutput, c_in: int, c_out: int, kernel: int, length: int) -> None:
+    """torch (out, in, k) -> MindSpore (out, in, 1, k) -> back; and the 4-D weight in a Conv2d does the same."""
+    conv = _seeded_conv(ctx, 30, c_in, c_out, kernel)
+    w = conv.weight.detach()
+    w4 = w.unsqueeze(2)  # what MindSpore stores (expand_dims(w, 2))
+    back = w4.squeeze(2)
+    roundtrip = back.shape == w.shape and torch.equal(ordered_bits(back), ordered_bits(w))
+    x = ctx.randn(1, c_in, length, gen=ctx.generator(31))
+    with torch.no_grad():
+        y1 = conv(x)
+        y2 = F.conv2d(x.unsqueeze(2), w4, conv.bias).squeeze(2)
+    bound = 2 * ctx.bound_factor * _conv_bound(x, w, conv.bias, ctx.dtype)
+    c = out.add_comparison(compare(y2, y1, bound, name="(out, in, 1, k) weight in Conv2d vs Conv1d",
+                                   actual_label="Conv2d(x.unsqueeze(2), w.unsqueeze(2))", expected_label="Conv1d",
+                                   bound_desc="sum of both sides' gamma_(n+1)(|x|*|w|+|b|)"), group="weight layout")
+    out.fact("layout.roundtrip_bitwise", bool(roundtrip))
+    out.fact("layout.conv2d_equiv.verdict", c.verdict)
+    out.fact("layout.conv2d_equiv.bitwise_equal_fraction", c.bitwise_equal_fraction)
+    out.add_table("Weight layout conversion torch <-> MindSpore",
+                  ["step", "shape", "bitwise equal to the original"],
+                  [["torch Conv1d weight", "x".join(map(str, w.shape)), "-"],
+                   ["MindSpore layout: w.unsqueeze(2)", "x".join(map(str, w4.shape)), "-"],
+                   ["back: .squeeze(2)", "x".join(map(str, back.shape)), "yes" if roundtrip else "NO"]])
+
+
+@register("conv1d_semantics",
+          "torch.nn.Conv1d measured against MindSpore's 'Differences with torch.nn.Conv1d' page: shapes, "
+          "padding modes, the padding='same' split, default bias and init distribution, weight layout.",
+          defaults=DEFAULTS)
+def run(ctx: CaseContext) -> CaseOutput:
+    p = ctx.params
+    c_in, c_out = _pos_int(p["in_channels"], "in_channels"), _pos_int(p["out_channels"], "out_channels")
+    kernel, length = _pos_int(p["kernel_size"], "kernel_size"), _pos_int(p["length"], "length")
+    check_length = _pos_int(p["check_length"], "check_length")
+    if length < kernel:
+        raise UsageError(f"conv1d_semantics: params.length ({length}) must be at least kernel_size ({kernel})")
+    pads = _pos_ints(p["pad_amounts"], "pad_amounts")
+    if max(pads) >= check_length or check_length < kernel:
+        raise UsageError(f"conv1d_semantics: params.check_length ({check_length}) must be at least kernel_size and "
+                         "exceed every pad_amounts entry (reflect padding needs padding < length)")
+    out = CaseOutput()
+    ctx.progress("output shapes")
+    _shapes(ctx, out, c_in, c_out, kernel, length)
+    ctx.progress("padding modes vs explicit F.pad")
+    _padding_modes(ctx, out, c_in, c_out, kernel, check_length, pads)
+    ctx.progress("padding='same' split")
+    _same_padding(ctx, out, _pos_ints(p["same_kernels"], "same_kernels"),
+                  _pos_ints(p["same_dilations"], "same_dilations"), _pos_int(p["same_length"], "same_length"))
+    ctx.progress("bias and initial distributions")
+    _init(ctx, out, c_in, c_out, kernel)
+    ctx.progress("weight layout")
+    _layout(ctx, out, c_in, c_out, kernel, check_length)
+    return out

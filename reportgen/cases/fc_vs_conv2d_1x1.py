@@ -1,0 +1,383 @@
+"""Linear MLP vs the same MLP built from 1x1 ``nn.Conv2d`` (PyTorch forum thread "Implement Fully Connected
+using 1x1 Conv", https://discuss.pytorch.org/t/implement-fully-connected-using-1x1-conv/114630).
+
+The thread's models: Linear 256->64->128->256 with an activation after each layer (the features) and a 256->4
+head (the logits), against the same layers as 1x1 convolutions on the input (batch, samples, 256) permuted to
+(batch, 256, samples, 1); every weight and bias a constant. With constant 1 and ELU the activations grow to
+~1e9, so differences of a few ulps look "huge" in absolute terms; this case measures them against a float64
+reference and a rigorous rounding bound, absolute and relative, per layer.
+
+It also shows the thread's semantics point: with samples > 1 a 1x1 conv is a Linear applied at each position
+independently, while a (samples x 1) kernel is flatten + one Linear over all positions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from reportgen.cases import CaseContext, CaseOutput, register
+from reportgen.errors import UsageError
+from reportgen.measure.numerics import (IDENTICAL, OUT_OF_BOUND, WITHIN, Comparison, compare, gamma,
+                                        log10_abs_histogram, unit_roundoff)
+
+#: activation -> (module factory, float64 reference function, Lipschitz constant). The Lipschitz constant
+#: carries an error in the pre-activation through the activation: ELU(alpha=1) has slope <= 1, sigmoid <= 1/4.
+_ACTIVATIONS: dict[str, tuple[Callable[[], nn.Module], Callable[[torch.Tensor], torch.Tensor], float]] = {
+    "elu": (nn.ELU, F.elu, 1.0),
+    "sigmoid": (nn.Sigmoid, torch.sigmoid, 0.25),
+}
+
+#: Allowance for the activation's own rounding, in units of u times |activation value|. Vectorised exp/expm1
+#: (SLEEF u10) are accurate to about 1 ulp and sigmoid is a few operations, so 8 ulps is generous; unlike
+#: gamma_n this part of the bound is an assumption about the library, and the report says so.
+_ACT_ULPS = 8.0
+
+_VERDICT_RANK = {IDENTICAL: 0, WITHIN: 1, OUT_OF_BOUND: 2}
+
+DEFAULTS: dict[str, Any] = {
+    "batch_size": 16,
+    "samples": 5,
+    "input_dim": 256,
+    "widths": [64, 128, 256],
+    "num_classes": 4,
+    # The thread's two settings: all weights/biases 1 with ELU, then 0.001 with sigmoid.
+    "variants": [{"activation": "elu", "init": 1.0}, {"activation": "sigmoid", "init": 0.001}],
+}
+
+
+@dataclass(frozen=True)
+class Variant:
+    activation: str
+    init: float
+
+    @property
+    def key(self) -> str:
+        """Fact-safe name ("elu_w1", "sigmoid_w0p001"): no dots, which separate fact name parts."""
+        return f"{self.activation}_w{self.init:g}".replace(".", "p").replace("-", "m")
+
+    @property
+    def label(self) -> str:
+        return f"{self.activation}, weights=biases={self.init:g}"
+
+
+def _variants(raw: Any) -> list[Variant]:
+    if not isinstance(raw, list) or not raw:
+        raise UsageError("fc_vs_conv2d_1x1: params.variants: expected a non-empty list of "
+                         "{activation, init} mappings")
+    out = []
+    for i, v in enumerate(raw):
+        where = f"fc_vs_conv2d_1x1: params.variants[{i}]"
+        if not isinstance(v, dict) or set(v) != {"activation", "init"}:
+            raise UsageError(f"{where}: expected a mapping with keys activation and init, got {v!r}")
+        if v["activation"] not in _ACTIVATIONS:
+            raise UsageError(f"{where}.activation: {v['activation']!r} is not one of {', '.join(_ACTIVATIONS)}")
+        if not isinstance(v["init"], (int, float)) or isinstance(v["init"], bool):
+            raise UsageError(f"{where}.init: expected a number, got {v['init']!r}")
+        out.append(Variant(v["activation"], float(v["init"])))
+    return out
+
+
+def _ints(raw: Any, name: str) -> list[int]:
+    if not isinstance(raw, list) or not raw or not all(isinstance(w, int) and w > 0 for w in raw):
+        raise UsageError(f"fc_vs_conv2d_1x1: params.{name}: expected a non-empty list of positive integers")
+    return list(raw)
+
+
+# --- the thread's two models -------------------------------------------------------------------------------
+
+class LinearModel(nn.Module):
+    """The thread's ``Model``: Linear backbone with activations, Linear head; returns (logits, feats)."""
+
+    def __init__(self, dims: list[int], classes: int, act: Callable[[], nn.Module]) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for a, b in zip(dims[:-1], dims[1:]):
+            layers += [nn.Linear(a, b, bias=True), act()]
+        self.backbone = nn.Sequential(*layers)
+        self.logits = nn.Linear(dims[-1], classes, bias=True)
+
+    def forward_all(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Every layer's output (after its activation) and the logits, each (batch, samples, width)."""
+        outs = []
+        for i in range(0, len(self.backbone), 2):
+            x = self.backbone[i + 1](self.backbone[i](x))
+            outs.append(x)
+        outs.append(self.logits(x))
+        return outs
+
+
+class ConvModel(nn.Module):
+    """The thread's ``ModelConv``: the same layers as 1x1 Conv2d on x.unsqueeze(3).permute(0, 2, 1, 3)."""
+
+    def __init__(self, dims: list[int], classes: int, act: Callable[[], nn.Module]) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for a, b in zip(dims[:-1], dims[1:]):
+            layers += [nn.Conv2d(a, b, 1, bias=True), act()]
+        self.backbone = nn.Sequential(*layers)
+        self.logits = nn.Conv2d(dims[-1], classes, 1, bias=True)
+
+    def forward_all(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = x.unsqueeze(3).permute(0, 2, 1, 3)  # (batch, channels, samples, 1), as in the thread
+        outs = []
+        for i in range(0, len(self.backbone), 2):
+            x = self.backbone[i + 1](self.backbone[i](x))
+            outs.append(x)
+        outs.append(self.logits(x))
+        return [o.squeeze(3).permute(0, 2, 1) for o in outs]  # back to (batch, samples, width)
+
+
+def _fill(model: nn.Module, value: float) -> None:
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(value)
+
+
+# --- float64 reference and rigorous bound ------------------------------------------------------------------
+
+def reference_with_bounds(x: torch.Tensor, params: list[tuple[torch.Tensor, torch.Tensor]], activation: str,
+                          dtype: torch.dtype) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Float64 outputs of every layer and a bound on |computed-in-dtype - reference| for each.
+
+    ``params``: (weight (out, in), bias) per layer, already rounded to ``dtype``; ``x`` too. Layer l:
+    pre-activation error <= gamma_{n+1}(|W|(|a| + e) + |b|) + |W| e (rounding of this layer's dot products, on
+    inputs that may be off by e, plus the propagated input error), then through the activation:
+    e' = L * bound_z + ACT_ULPS * u * (|act(z)| + L * bound_z). The last layer (logits) has no activation.
+    """
+    _, act_ref, lipschitz = _ACTIVATIONS[activation]
+    u = unit_roundoff(dtype)
+    a = x.detach().cpu().double()
+    e = torch.zeros_like(a)
+    refs, bounds = [], []
+    for i, (w, b) in enumerate(params):
+        w64, b64 = w.detach().cpu().double(), b.detach().cpu().double()
+        z = a @ w64.T + b64
+        bound_z = gamma(w64.shape[1] + 1, dtype) * ((a.abs() + e) @ w64.abs().T + b64.abs()) + e @ w64.abs().T
+        if i == len(params) - 1:
+            a, e = z, bound_z
+        else:
+            a = act_ref(z)
+            e = lipschitz * bound_z + _ACT_ULPS * u * (a.abs() + lipschitz * bound_z)
+        refs.append(a)
+        bounds.append(e)
+    return refs, bounds
+
+
+def _layer_params(model: LinearModel) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    linears = [m for m in model.backbone if isinstance(m, nn.Linear)] + [model.logits]
+    return [(m.weight, m.bias) for m in linears]
+
+
+# --- the case ----------------------------------------------------------------------------------------------
+
+def _worst(verdicts: list[str]) -> str:
+    return max(verdicts, key=lambda v: _VERDICT_RANK[v])
+
+
+def _run_variant(ctx: CaseContext, out: CaseOutput, v: Variant, x: torch.Tensor, dims: list[int],
+                 classes: int) -> dict[str, Any]:
+    factory = _ACTIVATIONS[v.activation][0]
+    lin = LinearModel(dims, classes, factory).to(ctx.device, ctx.dtype)
+    conv = ConvModel(dims, classes, factory).to(ctx.device, ctx.dtype)
+    _fill(lin, v.init)
+    _fill(conv, v.init)
+    with torch.no_grad():
+        lin_outs = lin.forward_all(x)
+        conv_outs = conv.forward_all(x)
+    refs, bounds = reference_with_bounds(x, _layer_params(lin), v.activation, ctx.dtype)
+    names = [f"layer{i + 1}" for i in range(len(dims) - 1)]
+    names[-1] = "feats"
+    names.append("logits")
+    per_layer = []
+    for name, lo, co, ref, bound in zip(names, lin_outs, conv_outs, refs, bounds):
+        desc = (f"gamma_(n+1) propagated through {len(per_layer) + 1} layer(s) with the activation's Lipschitz "
+                f"constant, + {_ACT_ULPS:g} ulps per activation (assumed library accuracy)")
+        pair = compare(lo, co, 2 * ctx.bound_factor * bound, name=f"{v.label}: {name}", actual_label="Linear",
+                       expected_label="1x1 Conv2d", reference=ref, bound_desc="sum of both sides' bounds: " + desc)
+        vs_ref = [compare(o, ref, ctx.bound_factor * bound, name=f"{v.label}: {name}", actual_label=label,
+                          expected_label="float64 reference", bound_desc=desc)
+                  for o, label in ((lo, "Linear"), (co, "1x1 Conv2d"))]
+        if name in ("feats", "logits"):
+            out.add_comparison(pair, group=f"{v.label}: Linear vs 1x1 Conv2d")
+            for c in vs_ref:
+                out.add_comparison(c, group=f"{v.label}: each side vs float64")
+        per_layer.append({"name": name, "pair": pair, "vs_ref": vs_ref, "ref_max": float(ref.abs().max()),
+                          "delta": (lo.double().cpu() - co.double().cpu())})
+    return {"variant": v, "layers": per_layer}
+
+
+def _publish_variant(out: CaseOutput, res: dict[str, Any]) -> None:
+    v: Variant = res["variant"]
+    for layer in res["layers"]:
+        c: Comparison = layer["pair"]
+        base = f"fwd.{v.key}.{layer['name']}"
+        out.fact(f"{base}.max_abs", c.max_abs)
+        out.fact(f"{base}.max_rel", c.max_rel)
+        out.fact(f"{base}.max_normalised", c.max_normalised)
+        out.fact(f"{base}.bitwise_equal_fraction", c.bitwise_equal_fraction)
+        out.fact(f"{base}.verdict", c.verdict)
+        out.fact(f"{base}.value_max_abs", layer["ref_max"])
+        out.fact(f"{base}.linear_vs_ref.verdict", layer["vs_ref"][0].verdict)
+        out.fact(f"{base}.conv_vs_ref.verdict", layer["vs_ref"][1].verdict)
+
+
+def _publish_summary(out: CaseOutput, results: list[dict[str, Any]]) -> None:
+    """Aggregates over variants and over the two outputs the thread compares (feats, logits)."""
+    pairs = [l["pair"] for r in results for l in r["layers"] if l["name"] in ("feats", "logits")]
+    norms = [c.max_normalised for c in pairs]
+    rels = [c.max_rel for c in pairs if c.max_rel is not None]
+    out.fact("fwd.max_normalised", None if any(n is None for n in norms) else max(norms))
+    out.fact("fwd.max_rel", max(rels) if rels else None)
+    out.fact("fwd.max_abs", max(c.max_abs for c in pairs))
+    out.fact("fwd.value_max_abs", max(l["ref_max"] for r in results for l in r["layers"]))
+    out.fact("fwd.bitwise_equal_fraction", min(c.bitwise_equal_fraction for c in pairs))
+    out.fact("fwd.verdict", _worst([c.verdict for c in pairs]))
+    out.fact("fwd.each_side_vs_ref.verdict",
+             _worst([c.verdict for r in results for l in r["layers"] for c in l["vs_ref"]]))
+
+
+def _layer_table_and_plots(out: CaseOutput, results: list[dict[str, Any]]) -> None:
+    rows = []
+    rel_series, norm_series, mag_series = [], [], []
+    for r in results:
+        v: Variant = r["variant"]
+        xs = list(range(1, len(r["layers"]) + 1))
+        for layer in r["layers"]:
+            c: Comparison = layer["pair"]
+            rows.append([v.label, layer["name"], layer["ref_max"], c.max_abs, c.max_rel, c.median_rel,
+                         c.max_normalised, c.bitwise_equal_fraction, c.verdict])
+        rel_series.append({"label": v.label, "x": xs, "y": [l["pair"].max_rel for l in r["layers"]], "style": ""})
+        norm_series.append({"label": v.label, "x": xs, "y": [l["pair"].max_normalised for l in r["layers"]],
+                            "style": ""})
+        mag_series.append({"label": v.label, "x": xs, "y": [l["ref_max"] for l in r["layers"]], "style": ""})
+    names = ", ".join(f"{i + 1}={l['name']}" for i, l in enumerate(results[0]["layers"]))
+    out.add_table("Linear vs 1x1 Conv2d per layer (difference vs the magnitude of the values)",
+                  ["variant", "output", "max |reference|", "max |delta|", "max rel", "median rel",
+                   "max |delta|/bound", "bitwise equal", "verdict"], rows,
+                  note="delta = Linear - 1x1 Conv2d. Relative error leaves out elements whose |reference| is below "
+                       "the bound (cancellation). |delta|/bound <= 1 means the difference is explained by rounding.")
+    out.add_line_plot("rel_per_layer", "Relative difference Linear vs 1x1 Conv2d, per layer", f"layer ({names})",
+                      "max |delta| / |reference|", rel_series, yscale="log",
+                      note="A value of exactly 0 (bitwise identical layer) falls off the bottom of the log scale.")
+    out.add_line_plot("normalised_per_layer", "Difference in units of the rounding bound, per layer",
+                      f"layer ({names})", "max |delta| / bound", norm_series + [
+                          {"label": "bound", "x": list(range(1, len(results[0]["layers"]) + 1)),
+                           "y": [1.0] * len(results[0]["layers"]), "style": "bound"}], yscale="log",
+                      note="Below 1: within what any summation order may produce; 0 falls off the log scale.")
+    out.add_line_plot("magnitude_per_layer", "Magnitude of the values, per layer", f"layer ({names})",
+                      "max |value| (float64 reference)", mag_series, yscale="log")
+    first = results[0]
+    h = log10_abs_histogram(first["layers"][-1]["delta"])
+    out.add_histogram("logits_delta_hist", f"{first['variant'].label}: |Linear - Conv| on the logits",
+                      "log10 |delta|", [{"label": "logits", **h}],
+                      note=f"{h['zeros']} of {h['total']} elements are exactly equal (not shown).")
+
+
+# --- the thread's semantics point --------------------------------------------------------------------------
+
+def _shape(t: torch.Tensor) -> str:
+    return "x".join(str(s) for s in t.shape)
+
+
+def _semantics(ctx: CaseContext, out: CaseOutput, x: torch.Tensor, c_out: int) -> None:
+    """1x1 conv = the same Linear at every position; a (samples x 1) kernel = flatten + one Linear."""
+    batch, samples, c_in = x.shape
+    gen = ctx.generator(1)
+    w = ctx.randn(c_out, c_in, gen=gen) * c_in ** -0.5
+    b = ctx.randn(c_out, gen=gen) * c_in ** -0.5
+    x4 = x.unsqueeze(3).permute(0, 2, 1, 3)  # (batch, c_in, samples, 1)
+    with torch.no_grad():
+        lin = F.linear(x, w, b)
+        conv = F.conv2d(x4, w[:, :, None, None], b)
+        conv_bt = conv.squeeze(3).permute(0, 2, 1)
+        bound = 2 * ctx.bound_factor * _linear_bound(x, w, b, ctx.dtype)
+        c1 = out.add_comparison(compare(lin, conv_bt, bound, name="1x1 conv vs per-position Linear (random W)",
+                                        actual_label="Linear at each position", expected_label="1x1 Conv2d",
+                                        reference=F.linear(x.double(), w.double(), b.double()).cpu(),
+                                        bound_desc="sum of both sides' gamma_(n+1)(|x||W|+|b|)"),
+                                group="semantics")
+        # Locality: perturbing sample 0 must leave every other position's output bit for bit unchanged.
+        x_p = x.clone()
+        x_p[:, 0, :] += 1
+        conv_p = F.conv2d(x_p.unsqueeze(3).permute(0, 2, 1, 3), w[:, :, None, None], b)
+        others_same = torch.equal(conv_p[:, :, 1:], conv[:, :, 1:]) if samples > 1 else True
+        first_changed = not torch.equal(conv_p[:, :, :1], conv[:, :, :1])
+
+        wk = ctx.randn(c_out, c_in, samples, 1, gen=gen) * (c_in * samples) ** -0.5
+        conv_k = F.conv2d(x4, wk, b)  # (batch, c_out, 1, 1): one output per sample sequence
+        flat = x.permute(0, 2, 1).reshape(batch, c_in * samples)  # index c*samples + s, as wk.reshape below
+        lin_k = F.linear(flat, wk.reshape(c_out, c_in * samples), b)
+        bound_k = 2 * ctx.bound_factor * _linear_bound(flat, wk.reshape(c_out, -1), b, ctx.dtype)
+        c2 = out.add_comparison(compare(conv_k.reshape(batch, c_out), lin_k, bound_k,
+                                        name="(samples x 1) kernel vs flatten + Linear",
+                                        actual_label="Conv2d kernel (samples, 1)", expected_label="flatten + Linear",
+                                        reference=F.linear(flat.double(), wk.reshape(c_out, -1).double(),
+                                                           b.double()).cpu(),
+                                        bound_desc="sum of both sides' gamma_(n+1)(|x||W|+|b|)"),
+                                group="semantics")
+    out.fact("semantics.conv1x1_vs_linear.verdict", c1.verdict)
+    out.fact("semantics.conv1x1_per_position", bool(others_same and first_changed))
+    out.fact("semantics.conv1x1.out_shape", _shape(conv))
+    out.fact("semantics.kernel_sx1_vs_flatten_linear.verdict", c2.verdict)
+    out.fact("semantics.kernel_sx1_vs_flatten_linear.max_normalised", c2.max_normalised)
+    out.fact("semantics.kernel_sx1.out_shape", _shape(conv_k))
+    out.add_table("What each layer computes on input (batch, samples, features) with samples > 1",
+                  ["layer", "input shape", "weight shape", "output shape", "mixes positions?"],
+                  [["Linear(C, out)", _shape(x), _shape(w), _shape(lin), "no: same W at each position"],
+                   ["Conv2d(C, out, 1) on permuted input", _shape(x4), _shape(w[:, :, None, None]), _shape(conv),
+                    "no" if others_same else "yes (measured: other positions changed)"],
+                   ["Conv2d(C, out, (samples, 1))", _shape(x4), _shape(wk), _shape(conv_k), "yes: one output"],
+                   ["flatten + Linear(C*samples, out)", _shape(flat), _shape(wk.reshape(c_out, -1)),
+                    _shape(lin_k), "yes: one output"]],
+                  note="'mixes positions' for the 1x1 conv is measured: sample 0 of the input is perturbed and the "
+                       "outputs at the other positions are checked bit for bit.")
+
+
+def _linear_bound(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return gamma(w.shape[1] + 1, dtype) * (x.double().abs().cpu() @ w.double().abs().cpu().T
+                                           + b.double().abs().cpu())
+
+
+@register("fc_vs_conv2d_1x1",
+          "Linear MLP vs the same MLP as 1x1 Conv2d (forum thread): absolute/relative differences per layer "
+          "against a float64 reference and rounding bound, and what 1x1 vs (samples x 1) kernels compute.",
+          defaults=DEFAULTS)
+def run(ctx: CaseContext) -> CaseOutput:
+    p = ctx.params
+    dims = [_ints([p["input_dim"]], "input_dim")[0]] + _ints(p["widths"], "widths")
+    classes = _ints([p["num_classes"]], "num_classes")[0]
+    batch, samples = _ints([p["batch_size"], p["samples"]], "batch_size/samples")
+    variants = _variants(p["variants"])
+    out = CaseOutput()
+    x = ctx.randn(batch, samples, dims[0], gen=ctx.generator(0))
+    results = []
+    for v in variants:
+        ctx.progress(f"forward {v.label}")
+        res = _run_variant(ctx, out, v, x, dims, classes)
+        _publish_variant(out, res)
+        results.append(res)
+    _publish_summary(out, results)
+    _layer_table_and_plots(out, results)
+    ctx.progress("semantics: 1x1 vs (samples x 1) kernels")
+    _semantics(ctx, out, x, dims[1])
+    _notes(out, results)
+    return out
+
+
+def _notes(out: CaseOutput, results: list[dict[str, Any]]) -> None:
+    for r in results:
+        logits = r["layers"][-1]
+        c: Comparison = logits["pair"]
+        out.note(f"{r['variant'].label}: logits reach {logits['ref_max']:.3g} in magnitude; Linear and 1x1 Conv2d "
+                 f"differ there by up to {c.max_abs:.3g} absolute, i.e. {c.max_rel if c.max_rel is not None else 0:.2g} "
+                 f"relative ({c.verdict}; {c.max_normalised if c.max_normalised is not None else float('nan'):.2g} "
+                 "of the rounding bound).")
+    out.note("Rounding bound per layer: gamma_(n+1)(|W|(|a|+e)+|b|) + |W|e with e the previous layer's bound, carried "
+             "through the activation with its Lipschitz constant (ELU 1, sigmoid 1/4) plus an allowance of "
+             f"{_ACT_ULPS:g} ulps for the activation's own rounding (an assumption about the math library, not a "
+             "theorem).")

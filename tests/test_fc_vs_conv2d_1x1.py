@@ -1,0 +1,97 @@
+"""fc_vs_conv2d_1x1 on tiny sizes: structure, computed facts, the bound's power, and the claim rule flipping."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from reportgen import cases
+from reportgen.cases.fc_vs_conv2d_1x1 import LinearModel, _fill, _layer_params, reference_with_bounds
+from reportgen.errors import UsageError
+from reportgen.measure.numerics import compare
+from reportgen.results import CaseResult
+from reportgen.suite import load_suite
+
+TINY = {"batch_size": 2, "samples": 3, "input_dim": 8, "widths": [4, 6, 8], "num_classes": 2,
+        "variants": [{"activation": "elu", "init": 1.0}, {"activation": "sigmoid", "init": 0.001}]}
+
+
+def _run(cpu_ctx, dtype=torch.float32, **overrides):
+    info = cases.get("fc_vs_conv2d_1x1")
+    return info.run(cpu_ctx({**info.defaults, **TINY, **overrides}, dtype=dtype))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_tiny_run_structure_and_facts(cpu_ctx, dtype):
+    out = _run(cpu_ctx, dtype)
+    # 2 variants x (feats, logits) x (Linear vs Conv, Linear vs ref, Conv vs ref) + 2 semantics comparisons
+    assert len(out.comparisons) == 2 * 2 * 3 + 2
+    assert out.facts["fwd.verdict"] in ("identical", "within rounding")
+    assert out.facts["fwd.max_normalised"] <= 1.0
+    assert out.facts["fwd.each_side_vs_ref.verdict"] in ("identical", "within rounding")
+    # ones weights and ELU make the values grow layer by layer; sigmoid with 0.001 keeps them small
+    assert out.facts["fwd.elu_w1.logits.value_max_abs"] > out.facts["fwd.elu_w1.layer1.value_max_abs"]
+    assert out.facts["fwd.sigmoid_w0p001.logits.value_max_abs"] < 1.0
+    for key in ("max_abs", "max_rel", "max_normalised", "bitwise_equal_fraction", "verdict"):
+        assert f"fwd.elu_w1.feats.{key}" in out.facts
+    assert out.facts["semantics.conv1x1_per_position"] is True
+    assert out.facts["semantics.conv1x1.out_shape"] == "2x4x3x1"
+    assert out.facts["semantics.kernel_sx1.out_shape"] == "2x4x1x1"
+    assert out.facts["semantics.kernel_sx1_vs_flatten_linear.verdict"] in ("identical", "within rounding")
+    ids = [p["id"] for p in out.plots]
+    assert len(ids) == len(set(ids)) and {"rel_per_layer", "normalised_per_layer"} <= set(ids)
+    assert len(out.tables) == 2 and len(out.tables[0]["rows"]) == 2 * 4  # 2 variants x (3 layers + logits)
+    json.dumps(out.__dict__)  # everything must be JSON-able
+
+
+def test_bound_holds_and_a_perturbation_breaks_it():
+    """The propagated bound contains the real float32 error, and is tight enough to catch a small change."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 8)
+    model = LinearModel([8, 4, 6, 8], 2, torch.nn.ELU)
+    _fill(model, 1.0)
+    with torch.no_grad():
+        outs = model.forward_all(x)
+    refs, bounds = reference_with_bounds(x, _layer_params(model), "elu", torch.float32)
+    logits, ref, bound = outs[-1], refs[-1], bounds[-1]
+    assert compare(logits, ref, bound, name="l", actual_label="a", expected_label="r").verdict != "out of bound"
+    bumped = logits.double() + 3 * bound  # 3 bounds away: no rounding explains this
+    assert compare(bumped.float(), ref, bound, name="l", actual_label="a",
+                   expected_label="r").verdict == "out of bound"
+    # relative to the magnitude the bound is small: values are large, the allowed error is a tiny fraction
+    assert float((bound / ref.abs()).max()) < 1e-3
+
+
+@pytest.mark.parametrize("variants, match", [
+    ([{"activation": "relu", "init": 1.0}], "variants\\[0\\].activation"),
+    ([{"activation": "elu"}], "variants\\[0\\]"),
+    ([], "variants"),
+])
+def test_bad_variants_name_the_key(cpu_ctx, variants, match):
+    with pytest.raises(UsageError, match=match):
+        _run(cpu_ctx, variants=variants)
+
+
+def _claim(case: str, claim_id: str, suite: str = "default"):
+    spec = load_suite(suite).select((case,))
+    return spec, next(c for c in spec.cases[0].claims if c.id == claim_id)
+
+
+def _verdict(spec, facts: dict) -> str:
+    from reportgen.claims import evaluate
+
+    r = CaseResult(id=f"{spec.cases[0].name}/cpu/float32", case=spec.cases[0].name, kind=spec.cases[0].kind,
+                   description="", device="cpu", dtype="float32", params={}, seed=0, status="ok", facts=facts)
+    return evaluate(spec, [r])[0]["verdict"]
+
+
+@pytest.mark.parametrize("suite", ["default", "quick"])
+def test_claim_rule_flips(cpu_ctx, suite):
+    spec, _ = _claim("fc_vs_conv2d_1x1", "fc-vs-conv1x1-rounding-only", suite)
+    facts = _run(cpu_ctx).facts
+    assert _verdict(spec, facts) == "holds"
+    assert _verdict(spec, {**facts, "fwd.verdict": "out of bound"}) == "does not hold"
+    assert _verdict(spec, {**facts, "fwd.max_rel": 1e-3}) == "does not hold"
+    assert _verdict(spec, {}) == "not measurable here"
