@@ -5,7 +5,6 @@ Every validation error is a UsageError whose one line names the file, the case a
 
 from __future__ import annotations
 
-import importlib.resources
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -13,6 +12,7 @@ from typing import Any, Mapping
 import yaml
 
 from reportgen.errors import UsageError
+from reportgen.resources import resource_dir
 
 DTYPES = ("float32", "float64", "float16", "bfloat16")
 _SUITE_KEYS = {"name", "description", "defaults", "cases", "frameworks"}
@@ -95,10 +95,7 @@ class SuiteSpec:
 
 def bundled_suites() -> dict[str, Path]:
     """Suites shipped with reportgen: name -> path (works from a checkout and from an installed wheel)."""
-    try:
-        root = Path(str(importlib.resources.files("reportgen.suites")))
-    except ModuleNotFoundError:
-        root = Path(__file__).resolve().parent.parent / "suites"
+    root = resource_dir("suites")
     return {p.stem: p for p in sorted(root.glob("*.yaml"))}
 
 

@@ -6,7 +6,6 @@ and the results themselves embedded as JSON so the HTML alone is the archive.
 
 from __future__ import annotations
 
-import importlib.resources
 import json
 import math
 import re
@@ -16,6 +15,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
+from reportgen.resources import resource_dir
 from reportgen.results import dumps
 
 VERDICT_CLASS = {
@@ -27,10 +27,7 @@ _SEVERITY = ["identical", "within rounding", "out of bound"]
 
 
 def templates_dir() -> Path:
-    try:
-        return Path(str(importlib.resources.files("reportgen.templates")))
-    except ModuleNotFoundError:
-        return Path(__file__).resolve().parents[2] / "templates"
+    return resource_dir("templates")
 
 
 def fmt_num(value: Any, digits: int = 3) -> str:
