@@ -21,7 +21,7 @@ from reportgen import cases as registry
 from reportgen.cases import CaseContext, CaseSkipped
 from reportgen.errors import UsageError
 from reportgen.measure.environment import collect_environment, redact
-from reportgen.measure.settings import capture_settings
+from reportgen.measure.settings import applied_settings
 from reportgen.results import ERROR, OK, SKIPPED, CaseResult, RunResult, write_json_atomic
 from reportgen.suite import CaseSpec, SuiteSpec
 
@@ -104,9 +104,11 @@ def run_job(job: Job, frameworks: dict[str, str], progress: Progress) -> CaseRes
                       timing_enabled=spec.timing.enabled, bound_factor=spec.tolerances.bound_factor,
                       noise_iqr=spec.tolerances.noise_iqr, frameworks=dict(frameworks),
                       progress=lambda msg: progress(f"  {job.id}: {msg} ({time.perf_counter() - t0:.1f} s)"))
-    result.settings = capture_settings()
     try:
-        out = info.run(ctx)
+        # The case's own settings (suite YAML) for its duration only; the state before is restored exactly.
+        with applied_settings(**spec.settings) as settings:
+            result.settings = settings
+            out = info.run(ctx)
     except CaseSkipped as exc:
         result.status, result.reason = SKIPPED, redact(str(exc))
     except Exception as exc:  # isolate: one broken case must not end the run

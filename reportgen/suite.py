@@ -16,9 +16,9 @@ from reportgen.resources import resource_dir
 
 DTYPES = ("float32", "float64", "float16", "bfloat16")
 _SUITE_KEYS = {"name", "description", "defaults", "cases", "frameworks"}
-_DEFAULT_KEYS = {"devices", "dtypes", "seed", "timing", "tolerances"}
+_DEFAULT_KEYS = {"devices", "dtypes", "seed", "timing", "tolerances", "settings"}
 _CASE_KEYS = {"name", "kind", "description", "devices", "dtypes", "seed", "params", "timing", "tolerances",
-              "claims"}
+              "claims", "settings"}
 _TIMING_KEYS = {"rounds": int, "min_sample_s": float, "enabled": bool}
 _TOLERANCE_KEYS = {"bound_factor": float, "noise_iqr": float}
 _CLAIM_KEYS = {"id", "text", "source", "rule"}
@@ -57,6 +57,9 @@ class CaseSpec:
     timing: TimingSpec = TimingSpec()
     tolerances: Tolerances = Tolerances()
     claims: tuple[ClaimSpec, ...] = ()
+    # numerics settings applied around the case (names of reportgen.measure.settings.APPLIERS), e.g.
+    # {deterministic_algorithms: true, num_threads: 1}
+    settings: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ class SuiteSpec:
         d["frameworks"] = dict(self.frameworks)
         for c in d["cases"]:
             c["params"] = dict(c["params"])
+            c["settings"] = dict(c["settings"])
         return d
 
     def select(self, names: tuple[str, ...]) -> "SuiteSpec":
@@ -183,6 +187,17 @@ def _claims(value: Any, where: str) -> tuple[ClaimSpec, ...]:
     return tuple(out)
 
 
+def _settings(value: Any, where: str) -> dict[str, Any]:
+    from reportgen.measure.settings import APPLIERS
+
+    out = {}
+    for key, v in _mapping(value, where).items():
+        if key not in APPLIERS:
+            raise UsageError(f"{where}.{key}: unknown setting (known: {', '.join(sorted(APPLIERS))})")
+        out[key] = _check(v, APPLIERS[key][1], f"{where}.{key}")
+    return out
+
+
 def _case(raw: Any, index: int, defaults: Mapping[str, Any], where_file: str) -> CaseSpec:
     from reportgen import cases as registry
 
@@ -220,10 +235,12 @@ def _case(raw: Any, index: int, defaults: Mapping[str, Any], where_file: str) ->
     tol = _typed_block(defaults.get("tolerances"), _TOLERANCE_KEYS, Tolerances,
                        f"{where_file}: defaults.tolerances", Tolerances())
     tol = _typed_block(raw.get("tolerances"), _TOLERANCE_KEYS, Tolerances, f"{where}: key 'tolerances'", tol)
+    settings = {**_settings(defaults.get("settings"), f"{where_file}: defaults.settings"),
+                **_settings(raw.get("settings"), f"{where}: key 'settings'")}
     description = _check(raw.get("description", info.description), str, f"{where}: key 'description'")
     return CaseSpec(name=name, kind=kind, description=description.strip(), devices=devices, dtypes=dtypes,
                     seed=seed, params=params, timing=timing, tolerances=tol,
-                    claims=_claims(raw.get("claims"), f"{where}: key 'claims'"))
+                    claims=_claims(raw.get("claims"), f"{where}: key 'claims'"), settings=settings)
 
 
 def load_suite(name_or_path: str) -> SuiteSpec:

@@ -54,3 +54,29 @@ def test_defaults_and_overrides(tmp_path):
 def test_missing_suite_file_is_usage_error():
     with pytest.raises(UsageError, match="not found"):
         load_suite("does/not/exist.yaml")
+
+
+def test_case_settings_validated_and_applied(tmp_path):
+    import json
+
+    import torch
+    from click.testing import CliRunner
+
+    from reportgen.cli import main
+
+    bad = write(tmp_path, "cases: [{name: linear_vs_conv1d, settings: {num_threadz: 1}}]")
+    with pytest.raises(UsageError, match="key 'settings'.num_threadz: unknown setting"):
+        load_suite(bad)
+    bad = write(tmp_path, "cases: [{name: linear_vs_conv1d, settings: {num_threads: one}}]")
+    with pytest.raises(UsageError, match="num_threads: expected an integer"):
+        load_suite(bad)
+    before = torch.get_num_threads()
+    good = tmp_path / "g.yaml"
+    good.write_text("cases: [{name: linear_vs_conv1d, devices: [cpu], settings: {num_threads: 1, "
+                    "deterministic_algorithms: true}, timing: {enabled: false}, params: {batch: 2, length: 4, "
+                    "growth_depths: [1], growth_in_features: [8], growth_rows: 4}}]")
+    result = CliRunner().invoke(main, ["run", "--suite", str(good), "--out", str(tmp_path), "--run-id", "s"])
+    assert result.exit_code == 0, result.output
+    case = json.loads((tmp_path / "s" / "results.json").read_text())["cases"][0]
+    assert case["settings"]["num_threads"] == 1 and case["settings"]["deterministic_algorithms"] is True
+    assert torch.get_num_threads() == before and not torch.are_deterministic_algorithms_enabled()
