@@ -384,6 +384,13 @@ def _init(ctx: CaseContext, out: CaseOutput, c_in: int, c_out: int, kernel: int)
         rejected.append(not r["fits"])
         rows.append(_fit_row(f"control: {name} vs a range x{scale:g} too wide", "wrong on purpose", r))
     out.fact("init.control_wrong_k.rejected", all(rejected))
+    if ctx.dtype in (torch.float16, torch.bfloat16):
+        out.note(f"The modules were created in {str(ctx.dtype).removeprefix('torch.')}: their initial values are "
+                 f"rounded to {torch.finfo(ctx.dtype).nmant + 1} significant bits, a quantisation that a KS test "
+                 "against the continuous uniform can detect at these sample sizes.")
+    out.note(f"Goodness of fit: by design a correct initialisation is still rejected on about {alpha:g} of seeds "
+             "(the Bonferroni-corrected level); a rejection on one seed alone is weak evidence. The control rows "
+             "show the test's power at these sample sizes.")
     out.add_table("Initial weights and biases vs U(-sqrt(k), sqrt(k)): Kolmogorov-Smirnov",
                   ["parameter", "samples", "k", "max |value| / sqrt(k)", "KS statistic", "p-value", "result"],
                   rows, note=f"Pooled over {modules} freshly constructed modules per row. 'fits' means p-value >= "

@@ -369,14 +369,17 @@ def run(ctx: CaseContext) -> CaseOutput:
     return out
 
 
+def _g(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2g}"
+
+
 def _notes(out: CaseOutput, results: list[dict[str, Any]]) -> None:
     for r in results:
         logits = r["layers"][-1]
         c: Comparison = logits["pair"]
         out.note(f"{r['variant'].label}: logits reach {logits['ref_max']:.3g} in magnitude; Linear and 1x1 Conv2d "
-                 f"differ there by up to {c.max_abs:.3g} absolute, i.e. {c.max_rel if c.max_rel is not None else 0:.2g} "
-                 f"relative ({c.verdict}; {c.max_normalised if c.max_normalised is not None else float('nan'):.2g} "
-                 "of the rounding bound).")
+                 f"differ there by up to {c.max_abs:.3g} absolute, i.e. {_g(c.max_rel)} relative ({c.verdict}; "
+                 f"{_g(c.max_normalised)} of the rounding bound; n/a where the bound is vacuous, n*u >= 1).")
     out.note("Rounding bound per layer: gamma_(n+1)(|W|(|a|+e)+|b|) + |W|e with e the previous layer's bound, carried "
              "through the activation with its Lipschitz constant (ELU 1, sigmoid 1/4) plus an allowance of "
              f"{_ACT_ULPS:g} ulps for the activation's own rounding (an assumption about the math library, not a "
