@@ -123,7 +123,8 @@ class OneDNNExec:
 
     def to_dict(self) -> dict[str, Any]:
         d = {"engine": self.engine, "primitive": self.primitive, "impl": self.impl, "prop_kind": self.prop_kind,
-             "formats": {m["arg"]: f"{m['dtype']}:{m['tag']}" for m in self.mds}, "alg": self.alg,
+             "formats": {m["arg"]: f"{m['dtype']}:{m['tag']}" if m["tag"] else m["dtype"] for m in self.mds},
+             "alg": self.alg,
              "problem": self.problem, "time_ms": self.time_ms}
         if self.primitive == "reorder":
             d["direction"] = self.reorder_direction
@@ -166,7 +167,7 @@ def _parse_info(parts: list[str], info: dict[str, str]) -> None:
     text = ",".join(parts)
     if m := re.search(r"oneDNN (v[\d.]+)", text):
         info["version"] = m.group(1)
-    if m := re.search(r"isa:([^,]+)", text):
+    if m := re.search(r"isa:(.*)$", text):  # the ISA text itself may contain commas
         info["isa"] = m.group(1).strip()
     if m := re.search(r"runtime:([^,]+),nthr:(\d+)", text):
         info["cpu_runtime"], info["nthr"] = m.group(1), m.group(2)
@@ -300,12 +301,14 @@ def build_identity() -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------------ CUDA kernel names
 
+# First match wins. A CUTLASS kernel name does not say which library launched it (cuBLAS and cuDNN ship CUTLASS
+# kernels) unless it carries a "_cudnn"/"_cublas" suffix; the ATen op above it in the profile tells.
 _LIBRARY_PATTERNS: tuple[tuple[str, str], ...] = (
-    (r"cudnn|fprop|dgrad|wgrad|implicit_convolve|winograd|fft2d|nchwToNhwc|nhwcToNchw|conv2d_grouped|scudnn",
-     "cuDNN"),
+    (r"cudnn|fprop|dgrad|wgrad|implicit_convolve|winograd|fft2d|nchwToNhwc|nhwcToNchw|conv2d_grouped", "cuDNN"),
     (r"cublasLt|nvjet", "cuBLASLt"),
-    (r"cublas|sgemm|hgemm|gemv|gemmSN|xmma_gemm|s1688gemm|s16816gemm|gemm_", "cuBLAS"),
+    (r"cublas", "cuBLAS"),
     (r"cutlass", "CUTLASS"),
+    (r"sgemm|hgemm|gemv|gemmSN|xmma_gemm|s1688gemm|s16816gemm|gemm_", "cuBLAS"),
     (r"at::native|at_cuda_detail|elementwise_kernel|reduce_kernel", "ATen"),
 )
 
@@ -319,14 +322,14 @@ def classify_cuda_kernel(name: str) -> dict[str, Any]:
     """
     low = name.lower()
     library = next((lib for pat, lib in _LIBRARY_PATTERNS if re.search(pat, name, re.I)), "other")
-    if "cudnn" in low and library != "cuDNN":
-        library = "cuDNN"
     algo = next((a for a in ("implicit_precomp_gemm", "implicit_gemm", "implicit_convolve_sgemm", "winograd",
                              "fft", "direct", "splitk", "gemv", "gemm", "fprop", "dgrad", "wgrad")
                  if a in low), "")
     if "tonhwc" in low or "tonchw" in low:
         algo = "layout transform"
-    precision = ("tf32" if "tf32" in low or "1688" in low and "s1688" in low and "fp16" not in low
+    # CUTLASS "tensorop_s1688..." with no data type before it: fp32 data through the m16n8k8 TF32 MMA
+    # ("tensorop_f16_s1688" is fp16 data with fp32 accumulation).
+    precision = ("tf32" if "tf32" in low or "tensorop_s1688" in low
                  else "bf16" if "bf16" in low
                  else "f16" if re.search(r"f16|h1688|h16816|hgemm|fp16|__half", low)
                  else "f32" if re.search(r"sgemm|f32|float|implicit_convolve", low) else "")

@@ -92,10 +92,8 @@ def capture_settings() -> dict[str, Any]:
 # Measured on torch 2.13: cuda/conv and cuda/rnn start in a state no setter can recreate: they read "tf32" yet follow a
 # parent that is set (a fresh `cudnn.fp32_precision = "ieee"` turns conv to ieee), while a leaf *set* to "tf32" ignores
 # its parent. So the snapshot records, per node, what it resolves to and whether it follows its parent (found by moving
-# the parent, which is always undone exactly), and the restore writes a node only when it no longer matches. The one
-# state that cannot come back: after ``conv_tf32`` the cuDNN conv/rnn leaves are restored as an explicit "tf32" --
-# identical for every getter and every conv, different only if a later caller sets the parent cudnn/backends
-# fp32_precision (a default leaf would follow it, an explicit one does not).
+# the parent, which is always undone exactly), the restore writes a node only when it no longer matches, and the
+# appliers avoid writing inheriting leaves (see _set_conv_tf32).
 
 _ROOT = ("generic", "all")
 _TREE: dict[tuple[str, str], tuple[str, str]] = {  # node -> parent, parents first
@@ -146,16 +144,19 @@ def _restore_precisions(saved: dict[str, tuple[str, bool]]) -> None:
         if _get_prec(node) == value and _follows_parent(node, parent_raw) == follows:
             continue
         _set_prec(node, "none" if follows else value)
-        if _get_prec(node) != value:  # a default leaf ("tf32" while inheriting): the value is all that can come back
+        if _get_prec(node) != value:  # only for a default leaf someone else made explicit: the value is what is left
             _set_prec(node, value)
 
 
 def _with_leaves(nodes: tuple[tuple[str, str], ...], value: str, read: Callable[[], Any]) -> Any:
-    """Call ``read`` with ``nodes`` resolving to ``value`` for a moment; put every node back exactly."""
+    """Call ``read`` with ``nodes`` resolving to ``value`` for a moment; put every node back exactly.
+
+    An inheriting leaf is moved through its parent, never written: writing would end its inheritance for good.
+    """
     saved = precision_state()
     try:
         for node in nodes:
-            _set_prec(node, value)
+            _set_prec(_TREE[node] if saved["/".join(node)][1] else node, value)
         return read()
     finally:
         _restore_precisions(saved)
@@ -225,12 +226,18 @@ def _restore(s: _Snapshot) -> None:
     torch.backends.mkldnn.deterministic = s.mkldnn_deterministic
     if torch.get_num_threads() != s.num_threads:
         torch.set_num_threads(s.num_threads)
-    # Legacy values first (only when changed: their setters write tree leaves), then the tree on top.
+    # The tree first: then the legacy getters agree with it again and can be read without probing. The legacy
+    # setters write tree leaves, so only when a legacy value really changed, set it and restore the tree again.
+    _restore_precisions(s.precisions)
+    changed = False
     if _legacy_matmul_precision() != s.matmul_precision:
         torch.set_float32_matmul_precision(s.matmul_precision)
+        changed = True
     if _legacy_cudnn_tf32() != s.cudnn_tf32:
         torch._C._set_cudnn_allow_tf32(s.cudnn_tf32)
-    _restore_precisions(s.precisions)
+        changed = True
+    if changed:
+        _restore_precisions(s.precisions)
 
 
 def _set_matmul_tf32(on: bool) -> None:
@@ -239,11 +246,26 @@ def _set_matmul_tf32(on: bool) -> None:
 
 
 def _set_conv_tf32(on: bool) -> None:
-    # The legacy cuDNN flag covers conv and RNN and writes "none" for off (which would inherit a TF32 parent), so
-    # set it for consistency, then pin both leaves explicitly: off really is IEEE fp32.
-    torch._C._set_cudnn_allow_tf32(on)
-    for op in ("conv", "rnn"):
-        _set_prec(("cuda", op), "tf32" if on else "ieee")
+    """cuDNN conv TF32 on/off without destroying state that cannot be recreated.
+
+    torch's initial cuda/conv (and cuda/rnn) leaf reads "tf32" but follows a parent that is set; writing the leaf
+    would make it explicit for good (no setter brings the inheriting default back). So when conv inherits, move its
+    parent cuda/all instead (rnn, which shares cuDNN's legacy flag, moves along) and pin cuda/matmul if it would
+    otherwise change its TF32 use; only an explicit conv leaf is written. The legacy ``cudnn.allow_tf32`` flag is
+    left alone (its setter writes both leaves), so inside the block its getter may report a legacy/new mix.
+    """
+    target = "tf32" if on else "ieee"
+    state = precision_state()
+    conv_value, conv_follows = state["cuda/conv"]
+    if conv_value == target:
+        return
+    if not conv_follows:
+        _set_prec(("cuda", "conv"), target)
+        return
+    matmul_value, matmul_follows = state["cuda/matmul"]
+    _set_prec(("cuda", "all"), target)
+    if matmul_follows and (_get_prec(("cuda", "matmul")) == "tf32") != (matmul_value == "tf32"):
+        _set_prec(("cuda", "matmul"), "tf32" if matmul_value == "tf32" else "ieee")
 
 
 #: What applied_settings accepts: name -> (setter, type). None as a value means "leave as it is".
