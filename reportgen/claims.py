@@ -10,6 +10,7 @@ Rule format (YAML)::
       op: "<"                  # < <= > >= == != in not_in
       value: 1.0               # a literal, or {fact: other.fact, times: 2.0} (another fact of the same result)
       margin: 0.10             # optional: relative margin a *noisy* fact must clear (default 0.10)
+      spread: {low: f.min, high: f.max}   # optional: the fact's measured range (e.g. per interleaved round)
     # or {all: [rule, ...]} / {any: [rule, ...]} / {not: rule}
     # optional, at the top of a rule only: requires: {device: cuda, dtype: float32}
 
@@ -21,6 +22,9 @@ Each leaf evaluates, per result, to one of four outcomes:
   is above the noise threshold) lies within ``margin * |threshold|`` of the threshold, so noise could flip the
   comparison. A noisy fact that clears the threshold by more than that margin still decides. ``==``/``!=``/
   ``in`` on a noisy fact are always ``noisy``: there is no margin for equality.
+  With ``spread``, the measured range replaces flag and margin: the comparison decides only when ``low`` and
+  ``high`` fall on the same side of the threshold (e.g. Conv1d slower than Linear in *every* interleaved timing
+  round), and is ``noisy`` otherwise.
 
 ``all``/``any``/``not`` combine outcomes in Kleene three-valued logic: a decisive ``false`` (``true``) settles
 ``all`` (``any``) whatever the rest; otherwise ``missing`` dominates ``noisy``.
@@ -54,7 +58,7 @@ MEMBER_OPS = ("in", "not_in")
 OPS = ORDER_OPS + EQUAL_OPS + MEMBER_OPS
 DEFAULT_MARGIN = 0.10  # same scale as the default timing noise flag (IQR/median >= 10%)
 
-_LEAF_KEYS = {"fact", "op", "value", "margin"}
+_LEAF_KEYS = {"fact", "op", "value", "margin", "spread"}
 _COMBINERS = ("all", "any", "not")
 _REQUIRES_KEYS = {"device", "dtype"}
 _DTYPES = ("float32", "float64", "float16", "bfloat16")
@@ -114,6 +118,8 @@ def _validate_leaf(rule: Mapping[str, Any], where: str, path: str) -> None:
         raise _fail(where, f"{path}.op", f"unknown op {op!r} (allowed: {' '.join(OPS)})")
     if "margin" in rule and (not _is_number(rule["margin"]) or rule["margin"] < 0):
         raise _fail(where, f"{path}.margin", f"expected a number >= 0, got {rule['margin']!r}")
+    if "spread" in rule:
+        _validate_spread(rule["spread"], op, where, f"{path}.spread")
     if isinstance(value, Mapping):
         _validate_fact_ref(value, where, f"{path}.value")
         if op in MEMBER_OPS:
@@ -135,6 +141,16 @@ def _validate_fact_ref(ref: Mapping[str, Any], where: str, path: str) -> None:
         raise _fail(where, f"{path}.fact", f"expected a fact name, got {ref.get('fact')!r}")
     if "times" in ref and not _is_number(ref["times"]):
         raise _fail(where, f"{path}.times", f"expected a number, got {ref['times']!r}")
+
+
+def _validate_spread(spread: Any, op: str, where: str, path: str) -> None:
+    if op not in ORDER_OPS:
+        raise _fail(where, path, f"a spread needs an ordering op ({' '.join(ORDER_OPS)}), not {op!r}")
+    if not isinstance(spread, Mapping) or set(map(str, spread)) != {"low", "high"}:
+        raise _fail(where, path, f"expected {{low: <fact>, high: <fact>}}, got {spread!r}")
+    for key in ("low", "high"):
+        if not isinstance(spread[key], str) or not spread[key]:
+            raise _fail(where, f"{path}.{key}", f"expected a fact name, got {spread[key]!r}")
 
 
 def _validate_requires(req: Any, where: str) -> None:
@@ -212,15 +228,29 @@ def _leaf(rule: Mapping[str, Any], facts: Mapping[str, Any], result_id: str,
         threshold = None if ref_n is None else ref_n * float(threshold.get("times", 1.0))
         shown_threshold = _describe_ref(rule["value"], threshold)
     decided = None if value is None or threshold is None else _compare(value, op, threshold)
-    if decided is None:
+    spread = _spread(rule, facts)
+    if decided is None or (spread is not None and None in spread):
         outcome = MISSING
+    elif spread is not None:
+        low, high = (_compare(v, op, threshold) for v in spread)
+        outcome = NOISY if low is None or low != high else (TRUE if low else FALSE)
+        noisy = outcome == NOISY
     elif noisy and not _clear_by_margin(value, op, threshold, float(rule.get("margin", DEFAULT_MARGIN))):
         outcome = NOISY
     else:
         outcome = TRUE if decided else FALSE
-    evidence.append({"result_id": result_id, "fact": name, "value": value, "op": op,
-                     "threshold": shown_threshold, "outcome": outcome, "noisy": noisy})
+    ev = {"result_id": result_id, "fact": name, "value": value, "op": op, "threshold": shown_threshold,
+          "outcome": outcome, "noisy": noisy}
+    if spread is not None:
+        ev["spread"] = list(spread)
+    evidence.append(ev)
     return outcome
+
+
+def _spread(rule: Mapping[str, Any], facts: Mapping[str, Any]) -> tuple[Any, Any] | None:
+    if "spread" not in rule:
+        return None
+    return facts.get(rule["spread"]["low"]), facts.get(rule["spread"]["high"])
 
 
 def _describe_ref(ref: Mapping[str, Any], resolved: float | None) -> str:
