@@ -309,6 +309,31 @@ def _timing(ctx: CaseContext, out: CaseOutput) -> None:
         out.fact(f"timing.{key}.conv1d_median_s", conv_t.median_s)
 
 
+def _why(ctx: CaseContext, out: CaseOutput) -> None:
+    """Which implementation each side ran, and whether each is reproducible (kernels + determinism sections)."""
+    from reportgen.measure.determinism import determinism_section
+    from reportgen.measure.kernels import kernel_section
+
+    p, dtype, dev = ctx.params, ctx.dtype, ctx.device
+    n, length, k, o = p["batch"], p["length"], p["in_features"], p["out_features"]
+    gen = ctx.generator(3)
+    lin, conv = _pair(k, o, dtype, dev, gen)
+    x = ctx.randn(n, length, k, gen=gen)
+    sides = {"Linear": lambda: lin(x), "Conv1d": lambda: _conv_forward(conv, x)}
+    bound = matmul_bound(x, lin.weight.detach().t(), dtype, bias=lin.bias.detach())
+    # cuDNN logs only from a fresh process: a self-contained script with the same shapes and dtype.
+    script = (f"import torch\nconv = torch.nn.Conv1d({k}, {o}, 1).to('cuda', {dtype})\n"
+              f"x = torch.randn({n}, {k}, {length}, device='cuda', dtype={dtype})\n"
+              "with torch.no_grad():\n    conv(x); conv(x)\ntorch.cuda.synchronize()\n")
+    with torch.no_grad():
+        ctx.progress("kernel capture")
+        out.extra["kernels"] = kernel_section(sides, dev, cudnn_scripts={"Conv1d": script})
+        ctx.progress("determinism matrix")
+        out.extra["determinism"] = determinism_section(sides, dev, bound=bound)
+    out.facts.update(out.extra["kernels"]["facts"])
+    out.facts.update(out.extra["determinism"]["facts"])
+
+
 @register("linear_vs_conv1d", "nn.Conv1d(kernel_size=1) vs nn.Linear with shared weights: forward and gradient "
           "errors against a float64 reference and the rounding bound, growth with depth and width, timing.",
           defaults=DEFAULTS)
@@ -320,6 +345,7 @@ def run(ctx: CaseContext) -> CaseOutput:
     _histograms(out, diffs, ctx.params["histogram_bins"])
     ctx.progress("growth with depth and K")
     _growth(ctx, out)
+    _why(ctx, out)
     if ctx.timing_enabled:
         _timing(ctx, out)
     return out

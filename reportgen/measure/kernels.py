@@ -378,15 +378,19 @@ def profile_rows(fn: Callable[[], Any], calls: int, device: torch.device) -> lis
 
 
 def _dispatch_chain(events: Any) -> list[str]:
-    """Top-level op down to a leaf, following the child with the largest total CPU time at each step."""
-    roots = [e for e in events if e.cpu_parent is None and e.name.startswith("aten::")]
-    if not roots:
+    """Top-level op down to the op that did the work: the non-glue ATen op with the most self (CPU + device) time.
+
+    Following the heaviest child instead would end in layout glue (e.g. ``aten::copy_`` making a permuted input
+    contiguous, or addmm copying the bias into the output), which is not the implementation choice.
+    """
+    candidates = [e for e in events if e.name.startswith("aten::") and e.name not in _GLUE]
+    if not candidates:
         return []
-    node = max(roots, key=lambda e: e.cpu_time_total)
+    node = max(candidates, key=lambda e: e.self_cpu_time_total + _self_device_us(e))
     chain = [node.name]
-    while node.cpu_children:
-        node = max(node.cpu_children, key=lambda e: e.cpu_time_total)
-        chain.append(node.name)
+    while node.cpu_parent is not None:
+        node = node.cpu_parent
+        chain.insert(0, node.name)
     return chain
 
 
@@ -587,7 +591,8 @@ def summary_line(label: str, side: dict[str, Any]) -> str:
 
 _GLUE = {"aten::view", "aten::t", "aten::transpose", "aten::as_strided", "aten::unsqueeze", "aten::squeeze",
          "aten::empty", "aten::expand", "aten::resize_", "aten::as_strided_", "aten::resolve_conj", "aten::reshape",
-         "aten::copy_", "aten::contiguous", "aten::fill_", "aten::zero_", "aten::empty_strided"}
+         "aten::copy_", "aten::contiguous", "aten::clone", "aten::fill_", "aten::zero_", "aten::empty_strided",
+         "aten::empty_like", "aten::permute", "aten::_to_copy", "aten::to"}
 
 
 def _compute_op(chain: list[str]) -> str:
