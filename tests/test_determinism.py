@@ -172,10 +172,26 @@ def test_cuda_tf32_cells_run_on_gpu():
         conv.weight.copy_(lin.weight.unsqueeze(-1))
         conv.bias.copy_(lin.bias)
         x = torch.randn(8, 128, 64, device=dev)
-        sec = D.determinism_section({"Linear": lambda: lin(x), "Conv1d": lambda: conv(x.transpose(1, 2)).transpose(1, 2)},
-                                    dev, repeats=3)
+        sides = {"Linear": lambda: lin(x), "Conv1d": lambda: conv(x.transpose(1, 2)).transpose(1, 2)}
+        sec = D.determinism_section(sides, dev, repeats=3)
     json.dumps(sec)
     assert set(sec["matrix"]) == set(D.cuda_cells())
+    effect = sec["tf32_effect"]["Linear vs Conv1d"]
+    if torch.cuda.get_device_capability() >= (8, 0) and sec["matrix"]["baseline"]["settings"][
+            "cudnn.conv.fp32_precision"] == "tf32":
+        # Ampere+: by default the conv runs in TF32 and the matmul does not; most of the difference is TF32.
+        assert effect["off_over_baseline"] < 1
+
+
+def test_tf32_effect_compares_the_pair_in_two_cells(section):
+    """On CPU there is no TF32 cell; the same arithmetic read on the oneDNN-off cell shows what it computes."""
+    effect = D.tf32_effect(section["matrix"], off="oneDNN off")["Linear vs Conv1d"]
+    base = section["matrix"]["baseline"]["pairs"]["Linear vs Conv1d"]["max_abs"]
+    other = section["matrix"]["oneDNN off"]["pairs"]["Linear vs Conv1d"]["max_abs"]
+    assert effect["baseline_max_abs"] == base and effect["tf32_off_max_abs"] == other
+    assert effect["off_over_baseline"] == (other / base if base > 0 else None)
+    assert "Linear vs Conv1d: max |Δ|" in effect["note"]
+    assert D.tf32_effect(section["matrix"]) == {}  # no TF32 cell on CPU: nothing claimed
 
 
 # ------------------------------------------------------------------------------------------- template

@@ -163,6 +163,18 @@ def test_cudnn_log_excerpts_engine_knobs_notes_math():
     assert parsed["functions"]["cudnnConvolutionForward"] == 1
 
 
+def test_cudnn_global_index_is_the_set_value_not_the_element_count():
+    # Constructed in the cuDNN API-log layout of the fixtures above (no real cuDNN 9 log setting
+    # CUDNN_ATTR_ENGINE_GLOBAL_INDEX was found to record): the element count (1) must not be read as the engine.
+    block = ("I! CuDNN (v90100 70) function cudnnBackendSetAttribute() called:\n"
+             "i!     descriptor: type=CUDNN_BACKEND_ENGINE_DESCRIPTOR:\n"
+             "i!     attributeName: type=cudnnBackendAttributeName_t; val=CUDNN_ATTR_ENGINE_GLOBAL_INDEX (1301);\n"
+             "i!     attributeType: type=cudnnBackendAttributeType_t; val=CUDNN_TYPE_INT64 (3);\n"
+             "i!     elementCount: type=int64_t; val=1;\n"
+             "i!     [0]: type=int64_t; val=42;\n")
+    assert K.parse_cudnn_log(block)["engine_ids"] == ["42"]
+
+
 def test_cudnn_log_capture_needs_cuda():
     if torch.cuda.is_available():
         pytest.skip("CUDA present: the no-CUDA path is not reachable here")

@@ -229,8 +229,37 @@ def determinism_section(sides: dict[str, Callable[[], torch.Tensor]], device: to
     if device.type == "cuda":
         section["notes"].append("TF32 rounds inputs to 10 mantissa bits: cells with TF32 on are expected to exceed "
                                 "the fp32 rounding bound; that excess is the TF32 effect, not an error.")
+        section["notes"].append("With deterministic algorithms on, cuBLAS raises unless CUBLAS_WORKSPACE_CONFIG is "
+                                "set (e.g. :4096:8) before the run; such a cell shows the error instead of a result.")
+        section["tf32_effect"] = tf32_effect(section["matrix"])
+        section["notes"] += [e["note"] for e in section["tf32_effect"].values()]
     section["facts"] = _facts(section)
     return section
+
+
+def tf32_effect(matrix: dict[str, Any], off: str = "TF32 off (matmul+conv)") -> dict[str, Any]:
+    """Per pair of sides: the difference with default settings against the difference with TF32 off.
+
+    By default cuDNN convolutions may use TF32 while cuBLAS matmuls do not, so an fp32 Conv1d(k=1)-vs-Linear
+    difference on an Ampere+ GPU is mostly TF32; turning it off shows how much of it was.
+    """
+    base, cell = matrix.get("baseline", {}), matrix.get(off, {})
+    out: dict[str, Any] = {}
+    for pair, d0 in base.get("pairs", {}).items():
+        d1 = cell.get("pairs", {}).get(pair)
+        if d1 is None or "max_abs" not in d0 or "max_abs" not in d1:
+            continue
+        ratio = d1["max_abs"] / d0["max_abs"] if d0["max_abs"] > 0 else None
+        conv_prec = base.get("settings", {}).get("cudnn.conv.fp32_precision")
+        matmul_prec = base.get("settings", {}).get("cuda.matmul.fp32_precision")
+        out[pair] = {"baseline_max_abs": d0["max_abs"], "tf32_off_max_abs": d1["max_abs"],
+                     "baseline_max_normalised": d0.get("max_normalised"),
+                     "tf32_off_max_normalised": d1.get("max_normalised"), "off_over_baseline": ratio,
+                     "note": (f"{pair}: max |Δ| {d0['max_abs']:.3g} with default settings (cuDNN conv "
+                              f"fp32_precision={conv_prec}, cuBLAS matmul fp32_precision={matmul_prec}), "
+                              f"{d1['max_abs']:.3g} with TF32 off"
+                              + (f" ({ratio:.3g}× the default)." if ratio is not None else "."))}
+    return out
 
 
 def _facts(section: dict[str, Any]) -> dict[str, Any]:
@@ -248,6 +277,8 @@ def _facts(section: dict[str, Any]) -> dict[str, Any]:
             facts[f"{key}.bitwise_equal"] = d["bitwise_equal"]
             if d.get("max_normalised") is not None:
                 facts[f"{key}.max_normalised"] = d["max_normalised"]
+    for pair, e in section.get("tf32_effect", {}).items():
+        facts[f"determinism.{_fact_name(pair)}.tf32_off_over_baseline"] = e["off_over_baseline"]
     facts["determinism.control.nondeterminism_seen"] = section["controls"]["atomics"]["nondeterminism_seen"]
     if "threads" in section["controls"]:
         facts["determinism.control.threads_change_bits"] = not section["controls"]["threads"]["bitwise_equal"]

@@ -450,26 +450,40 @@ def summarise_profile(rows: list[dict[str, Any]], top: int = 6) -> dict[str, Any
 # ------------------------------------------------------------------------------------------------ cuDNN log
 
 
+_CUDNN_CALL = re.compile(r"^I! CuDNN \(v(\d+)[^)]*\) function (\w+)\(\) called:", re.M)
+
+
+def _cudnn_blocks(text: str) -> list[tuple[str, str, str]]:
+    """Split a cuDNN API log into (version, function, body) per logged call."""
+    marks = list(_CUDNN_CALL.finditer(text))
+    return [(m.group(1), m.group(2), text[m.end():marks[i + 1].start() if i + 1 < len(marks) else len(text)])
+            for i, m in enumerate(marks)]
+
+
 def parse_cudnn_log(text: str) -> dict[str, Any]:
     """cuDNN API log (``CUDNN_LOGLEVEL_DBG`` / v8 ``CUDNN_LOGINFO_DBG``): version, API calls, engines, algos, notes.
 
-    Engine ids appear as ``engineId``/``engine_id`` fields or as ``CUDNN_ATTR_ENGINE_GLOBAL_INDEX`` values;
-    legacy-API algorithms as ``CUDNN_CONVOLUTION_FWD_ALGO_*``; cudnn-frontend plan tags as ``engN_kX=Y``.
+    Engine ids come from ``engine_id``/``engineId`` fields of engine descriptors and from the value set for
+    ``CUDNN_ATTR_ENGINE_GLOBAL_INDEX`` (the ``[0]`` element of that SetAttribute call, not its element count);
+    legacy-API algorithms are ``CUDNN_CONVOLUTION_*_ALGO_*``; cudnn-frontend plan tags look like ``engN_kX=Y``.
     """
-    versions = sorted(set(re.findall(r"CuDNN \(v(\d+)", text)))
+    blocks = _cudnn_blocks(text)
     functions: dict[str, int] = {}
-    for f in re.findall(r"function (cudnn\w+)\(\) called", text):
-        functions[f] = functions.get(f, 0) + 1
-    engines = re.findall(r"engine_?[iI]d: type=int(?:64_t)?; val=(-?\d+)", text)
-    engines += re.findall(r"CUDNN_ATTR_ENGINE_GLOBAL_INDEX[^\n]*\n(?:[^\n]*\n){0,3}?[^\n]*val=\[?(-?\d+)", text)
+    engines: list[str] = []
+    for _version, func, body in blocks:
+        functions[func] = functions.get(func, 0) + 1
+        engines += re.findall(r"engine_?[iI]d: type=int(?:64_t)?; val=(-?\d+)", body)
+        if func == "cudnnBackendSetAttribute" and "CUDNN_ATTR_ENGINE_GLOBAL_INDEX" in body:
+            engines += re.findall(r"\[0\]: type=int(?:64_t)?; val=(-?\d+)", body)
     knobs = re.findall(r"(CUDNN_KNOB_TYPE_\w+): type=\w+; val=(-?\d+)", text)
     notes = sorted(set(re.findall(r"(CUDNN_(?:NUMERICAL|BEHAVIOR)_NOTE_\w+): type=bool; val=true", text)))
     algos = sorted(set(re.findall(r"(CUDNN_CONVOLUTION_(?:FWD|BWD_DATA|BWD_FILTER)_ALGO_\w+)", text)))
     math = sorted(set(re.findall(r"mathType: type=cudnnMathType_t; val=(\w+)", text)))
     tags = list(dict.fromkeys(re.findall(r"\b(eng\d+(?:_k\d+=\d+)*)\b", text)))
-    return {"versions": versions, "functions": functions, "engine_ids": [e for e in engines if e != "-1"],
-            "knobs": [f"{k}={v}" for k, v in knobs], "notes": notes, "algos": algos, "math_types": math,
-            "plan_tags": tags}
+    return {"versions": sorted({v for v, _, _ in blocks}), "functions": functions,
+            "engine_ids": list(dict.fromkeys(e for e in engines if e != "-1")),
+            "knobs": list(dict.fromkeys(f"{k}={v}" for k, v in knobs)), "notes": notes, "algos": algos,
+            "math_types": math, "plan_tags": tags}
 
 
 def cudnn_log_capture(script: str, timeout: float = 120.0) -> dict[str, Any]:
@@ -559,7 +573,9 @@ def implementation(side: dict[str, Any]) -> str:
 
 
 def summary_line(label: str, side: dict[str, Any]) -> str:
-    """``Conv1d -> aten::mkldnn_convolution -> oneDNN convolution jit_1x1:avx512_core + 3 reorders (41% of its time)``."""
+    """One line per side, e.g.
+    ``Conv1d -> aten::mkldnn_convolution -> oneDNN convolution jit_1x1:avx512_core + 3 reorders (41% of its time)``.
+    """
     chain = side.get("profile", {}).get("chain", [])
     op = _compute_op(chain)
     parts = [label]
