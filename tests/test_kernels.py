@@ -254,6 +254,31 @@ def test_summary_line_reads_the_evidence():
     assert K.summary_line("Conv1d", side).endswith("jit_1x1:avx2")
 
 
+def test_oneDNN_off_conv_falls_back_and_the_summary_says_to_what():
+    from reportgen.measure.settings import applied_settings
+
+    conv = torch.nn.Conv1d(4, 8, 1)
+    x = torch.randn(2, 4, 32)
+    with torch.no_grad(), applied_settings(mkldnn_enabled=False):
+        sec = K.kernel_section({"Conv1d": lambda: conv(x)}, torch.device("cpu"), calls=1)
+    side = sec["sides"]["Conv1d"]
+    assert side["onednn"] is None  # oneDNN off: nothing in its verbose
+    op = side["profile"]["chain"][-1]
+    assert "mkldnn" not in op
+    # At this size the fallback is im2col + BLAS (aten::_slow_conv2d_forward -> MKL SGEMM); larger inputs may go
+    # to NNPACK, which prints nothing: then the implementation is named from the op.
+    assert side["impl"].startswith("MKL ") or side["impl"].endswith("(from the op name; no verbose account)")
+    assert sec["summary"][0] == f"Conv1d -> {op} -> {side['impl']}" or sec["summary"][0].startswith(
+        f"Conv1d -> {op} -> {side['impl']}(")
+
+
+def test_implementation_named_from_the_op_when_no_library_speaks():
+    side = {"profile": {"chain": ["aten::conv1d", "aten::_nnpack_spatial_convolution"], "kernels": []}}
+    assert K.implementation(side) == "NNPACK (from the op name; no verbose account)"
+    side = {"profile": {"chain": ["aten::add"], "kernels": []}}
+    assert K.implementation(side) == "ATen native kernel (from the op name; no verbose account)"
+
+
 def test_cuda_kernel_section_runs_on_gpu():
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device: GPU kernel capture cannot run here")

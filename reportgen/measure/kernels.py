@@ -568,8 +568,12 @@ def implementation(side: dict[str, Any]) -> str:
         k = compute[0]
         prec = f" {k['precision'].upper()}" if k["precision"] else ""
         return f"{k['library']} {k['algo'] or 'kernel'}{prec}".strip()
-    chain = side.get("profile", {}).get("chain", [])
-    return f"{chain[-1]} (no library account)" if chain else "unknown"
+    op = _compute_op(side.get("profile", {}).get("chain", []))
+    if not op:
+        return "unknown"
+    # No library printed an account: name the backend the ATen op belongs to, and say the evidence is the op name.
+    library = next((lib for key, lib in _OP_LIBRARIES if key in op), "ATen native kernel")
+    return f"{library} (from the op name; no verbose account)"
 
 
 def summary_line(label: str, side: dict[str, Any]) -> str:
@@ -604,6 +608,9 @@ def summary_line(label: str, side: dict[str, Any]) -> str:
     parts.append(impl)
     return " -> ".join(parts)
 
+
+_OP_LIBRARIES = (("nnpack", "NNPACK"), ("mkldnn", "oneDNN"), ("onednn", "oneDNN"), ("cudnn", "cuDNN"),
+                  ("miopen", "MIOpen"), ("slow_conv", "ATen im2col + BLAS gemm"), ("thnn_conv", "ATen im2col + BLAS gemm"))
 
 _GLUE = {"aten::view", "aten::t", "aten::transpose", "aten::as_strided", "aten::unsqueeze", "aten::squeeze",
          "aten::empty", "aten::expand", "aten::resize_", "aten::as_strided_", "aten::resolve_conj", "aten::reshape",
