@@ -139,6 +139,23 @@ def test_a_side_that_fails_in_a_cell_is_recorded_not_raised():
     assert capture_settings() == before
 
 
+def test_a_side_that_always_fails_is_recorded_and_rendered():
+    def broken() -> torch.Tensor:
+        raise RuntimeError("unsupported here (test side)")
+
+    sec = D.determinism_section({"Broken": broken, "Ones": lambda: torch.ones(3)}, CPU, repeats=2,
+                                cells={"baseline": {}})
+    assert "unsupported here" in sec["self"]["Broken"]["error"]
+    assert "unsupported here" in sec["matrix"]["baseline"]["sides"]["Broken"]["error"]
+    assert sec["facts"]["determinism.ones.self_consistent"] is True
+    assert not any(k.startswith("determinism.broken.") for k in sec["facts"])
+    from reportgen.render.html import environment
+
+    html = environment().get_template("_extra_determinism.html.j2").render(
+        case={"id": "t"}, section=json.loads(json.dumps(sec)))
+    assert "unsupported here" in html
+
+
 # ------------------------------------------------------------------------------------------- controls
 
 

@@ -272,6 +272,18 @@ def test_oneDNN_off_conv_falls_back_and_the_summary_says_to_what():
         f"Conv1d -> {op} -> {side['impl']}(")
 
 
+def test_a_side_that_fails_is_recorded_and_rendered_not_raised():
+    def broken() -> torch.Tensor:
+        raise RuntimeError("shape mismatch (test side)")
+
+    sec = K.kernel_section({"Broken": broken, "Add": lambda: torch.ones(4) + 1}, torch.device("cpu"), calls=1)
+    assert "shape mismatch" in sec["sides"]["Broken"]["error"]
+    assert sec["summary"][0].startswith("Broken: capture failed: RuntimeError")
+    assert "kernels.broken.impl" not in sec["facts"] and "kernels.add.impl" in sec["facts"]
+    html = _render("kernels", sec)
+    assert "shape mismatch" in html
+
+
 def test_implementation_named_from_the_op_when_no_library_speaks():
     side = {"profile": {"chain": ["aten::conv1d", "aten::_nnpack_spatial_convolution"], "kernels": []}}
     assert K.implementation(side) == "NNPACK (from the op name; no verbose account)"

@@ -220,8 +220,11 @@ def determinism_section(sides: dict[str, Callable[[], torch.Tensor]], device: to
     cells = cells if cells is not None else (cuda_cells() if device.type == "cuda" else cpu_cells())
     section: dict[str, Any] = {"device": str(device), "repeats": repeats, "self": {}, "notes": []}
     for label, fn in sides.items():
-        fn()  # warm-up outside the count: first calls may pick algorithms
-        section["self"][label] = self_consistency(fn, repeats, _bound_for(bound, label))
+        try:
+            fn()  # warm-up outside the count: first calls may pick algorithms
+            section["self"][label] = self_consistency(fn, repeats, _bound_for(bound, label))
+        except RuntimeError as exc:
+            section["self"][label] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
     section["matrix"] = settings_matrix(sides, cells, bound)
     section["controls"] = {"atomics": atomics_control(device, repeats)}
     if device.type == "cpu":
@@ -265,6 +268,8 @@ def tf32_effect(matrix: dict[str, Any], off: str = "TF32 off (matmul+conv)") -> 
 def _facts(section: dict[str, Any]) -> dict[str, Any]:
     facts: dict[str, Any] = {}
     for label, s in section["self"].items():
+        if "error" in s:
+            continue
         key = f"determinism.{_fact_name(label)}"
         facts[f"{key}.self_consistent"] = s["self_consistent"]
         facts[f"{key}.distinct_outputs"] = s["distinct_outputs"]

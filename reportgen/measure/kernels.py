@@ -651,7 +651,13 @@ def kernel_section(sides: dict[str, Callable[[], Any]], device: torch.device, ca
     section: dict[str, Any] = {"device": str(device), "calls": calls, "build": build_identity(), "sides": {},
                                "summary": [], "facts": {}, "notes": []}
     for label, fn in sides.items():
-        side = capture_side(fn, device, calls)
+        try:
+            side = capture_side(fn, device, calls)
+        except Exception as exc:  # evidence capture must not cost the case its measurements
+            msg = f"capture failed: {type(exc).__name__}: {exc}"[:300]
+            section["sides"][label] = {"error": msg, "impl": "unknown", "summary": f"{label}: {msg}"}
+            section["summary"].append(section["sides"][label]["summary"])
+            continue
         if device.type == "cuda":
             side["variants"] = _cuda_variants(fn, device, calls)
             if cudnn_scripts and label in cudnn_scripts:
