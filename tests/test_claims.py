@@ -213,8 +213,8 @@ def _rule_facts(rule: dict) -> set[str]:
 TINY = {
     "optimizer_drift": {"seeds": 4, "steps": 12, "adam_lrs": [0.5], "sgd_lrs": [0.5], "mse_adam_lrs": [0.5],
                         "mse_sgd_lrs": [0.5], "thread_check_seeds": 0},
-    "shared_kernel_conv": {"batch": 1, "channels": 2, "height": 5, "width": 5, "train_steps": 3,
-                           "train_report_steps": [1, 3]},
+    "shared_kernel_conv": {"batch": 1, "channels": 2, "height": 5, "width": 5, "train_batch": 1, "train_size": 4,
+                           "train_steps": 3, "train_report_steps": [1, 3]},
     "linear_vs_conv1d": {"batch": 2, "length": 4, "in_features": 3, "out_features": 4, "growth_depths": [1, 2, 3],
                          "growth_width": 4, "growth_in_features": [2, 4], "growth_rows": 4},
 }

@@ -1,0 +1,124 @@
+"""optimizer_drift on tiny sizes: the published one-step protocol, drift traces and their classification."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from reportgen.cases import get
+from reportgen.cases.optimizer_drift import _GROWTH, _ROUNDING_LEVEL_U, _log_points, _Trace, _trend
+from reportgen.results import sanitize
+
+TINY = {"seeds": 12, "steps": 15, "adam_lrs": [0.5], "sgd_lrs": [0.1], "mse_adam_lrs": [0.5], "mse_sgd_lrs": [],
+        "thread_check_seeds": 3, "plot_points": 6}
+
+
+def run(cpu_ctx, dtype=torch.float32, **over):
+    info = get("optimizer_drift")
+    return info.run(cpu_ctx({**info.defaults, **TINY, **over}, dtype=dtype))
+
+
+@pytest.fixture(scope="module")
+def out32():
+    from reportgen.cases import CaseContext
+    info = get("optimizer_drift")
+    ctx = CaseContext(name="t", params={**info.defaults, **TINY}, device=torch.device("cpu"), dtype=torch.float32,
+                      seed=0)
+    return info.run(ctx)
+
+
+def test_one_step_fractions_are_consistent(out32):
+    f = out32.facts
+    assert f["onestep.seeds"] == TINY["seeds"]
+    assert 1.0 >= f["onestep.frac_within_1e-6"] >= f["onestep.frac_within_1e-7"] >= f["onestep.frac_equal"] >= 0.0
+    # The two float32 models are each a rounding away from the float64 one, so from each other too: a few units
+    # of u at the parameters' magnitude, not more.
+    assert f["onestep.max_dparam_over_u_param"] < 64
+    assert f["onestep.max_dparam"] <= f["onestep.linear_vs_fp64_max"] + f["onestep.conv1d_vs_fp64_max"] + 1e-12
+
+
+def test_one_step_matches_an_independent_rerun_of_the_protocol(out32):
+    """Re-implement the published protocol for seed 0 directly and check the case's histogram counts it."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand((10, 3, 3), generator=gen)
+    w = (torch.rand((2, 3), generator=gen, dtype=torch.float64) * 2 - 1) / 3 ** 0.5
+    b = (torch.rand((2,), generator=gen, dtype=torch.float64) * 2 - 1) / 3 ** 0.5
+    conv, lin = torch.nn.Conv1d(3, 2, 1), torch.nn.Linear(3, 2)
+    with torch.no_grad():
+        conv.weight.copy_(w[..., None]), conv.bias.copy_(b), lin.weight.copy_(w), lin.bias.copy_(b)
+    for m, y in ((conv, lambda: conv(x)), (lin, lambda: lin(x.transpose(1, 2)).transpose(1, 2))):
+        opt = torch.optim.Adam(m.parameters(), lr=0.5)
+        y().sum(2).mean().backward()
+        opt.step()
+    with torch.no_grad():
+        d = max(float((lin.weight - conv.weight[..., 0]).abs().max()), float((lin.bias - conv.bias).abs().max()))
+    assert d <= out32.facts["onestep.max_dparam"]
+
+
+def test_drift_facts_plots_and_json(out32):
+    f = out32.facts
+    for prefix in ("drift.adam.lr0.5", "drift.sgd.lr0.1", "drift_mse.adam.lr0.5"):
+        assert f[f"{prefix}.trend"] in ("rounding level", "grows", "saturates")
+        assert f[f"{prefix}.max_dparam_final"] >= 0
+        assert f[f"{prefix}.param_max_final"] > 0
+        assert 0 <= f[f"{prefix}.equal_steps_fraction"] <= 1
+    assert not any(k.startswith("drift_mse.sgd") for k in f)  # mse_sgd_lrs is empty
+    ids = [p["id"] for p in out32.plots]
+    assert len(ids) == len(set(ids))
+    assert {"onestep_hist", "drift_published_dparam", "drift_published_dloss", "drift_mse_dparam"} <= set(ids)
+    for p in out32.plots:
+        if p["kind"] == "line":
+            for s in p["series"]:
+                assert all(y > 0 for y in s["y"]) and len(s["x"]) == len(s["y"])  # log axes: no zeros
+    json.dumps(sanitize({"facts": f, "plots": out32.plots, "tables": out32.tables}), allow_nan=False)
+
+
+def test_published_loss_adam_moves_parameters_by_about_lr_per_step(out32):
+    # output.sum(2).mean() is linear in the parameters: Adam's steps are ~lr each, so |param| grows ~ lr * steps.
+    assert out32.facts["drift.adam.lr0.5.param_max_final"] > 0.5 * 0.5 * TINY["steps"]
+
+
+def test_float64_models_coincide_with_the_reference(cpu_ctx):
+    out = run(cpu_ctx, dtype=torch.float64, seeds=4, steps=5, thread_check_seeds=0, mse_adam_lrs=[])
+    # The float64 Linear *is* the reference model: distance 0 exactly, so the reference is really used.
+    assert out.facts["onestep.linear_vs_fp64_max"] == 0.0
+    assert out.facts["drift.adam.lr0.5.linear_vs_fp64_final"] == 0.0
+
+
+def test_thread_check_compares_another_thread_count(cpu_ctx):
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out = run(cpu_ctx, seeds=3, steps=0)
+    finally:
+        torch.set_num_threads(before)
+    assert out.facts["threads.used"] == 1
+    if out.facts["threads.checked"]:  # only where the machine has more than one core
+        assert out.facts["threads.compared"] > 1
+        assert 0.0 <= out.facts["threads.conv1d_equal_fraction"] <= 1.0
+    assert not any(k.startswith("drift") for k in out.facts)  # steps=0: no drift runs
+
+
+def _trace(rel: np.ndarray) -> _Trace:
+    n = len(rel)
+    ones = np.ones(n)
+    return _Trace(dparam=rel, lin_ref=ones, conv_ref=ones, pmax=ones, dloss=ones, loss=ones)
+
+
+def test_trend_classification_flips():
+    u = 2.0 ** -24
+    steps = np.arange(1, 1001, dtype=float)
+    assert _trend(_trace(np.full(1000, u)), u)[0] == "rounding level"
+    assert _trend(_trace(steps * _ROUNDING_LEVEL_U * u), u)[0] == "grows"
+    flat = np.minimum(steps, 20) * _ROUNDING_LEVEL_U * u
+    trend, growth = _trend(_trace(flat), u)
+    assert trend == "saturates" and growth < _GROWTH
+
+
+def test_log_points_cover_first_and_last():
+    pts = _log_points(1000, 20)
+    assert pts[0] == 1 and pts[-1] == 1000 and pts == sorted(set(pts))
+    assert _log_points(1, 5) == [1]

@@ -1,0 +1,93 @@
+"""shared_kernel_conv on tiny sizes: three formulations agree, summed gradients are right, averaging is not."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from reportgen.cases import CaseContext, CaseOutput, get
+from reportgen.cases.shared_kernel_conv import _grads, _loop, _repeated, _shared, _sides_vs_reference
+from reportgen.measure.numerics import gamma
+from reportgen.results import sanitize
+
+C = 3
+TINY = {"batch": 2, "channels": C, "height": 6, "width": 5, "train_batch": 1, "train_size": 5, "train_steps": 4,
+        "train_report_steps": [1, 4], "sgd_lr": 0.05, "adam_lr": 0.01}
+
+
+@pytest.fixture(scope="module")
+def out() -> CaseOutput:
+    info = get("shared_kernel_conv")
+    ctx = CaseContext(name="t", params={**info.defaults, **TINY}, device=torch.device("cpu"), dtype=torch.float32,
+                      seed=0, timing_rounds=2, timing_min_sample_s=0.0005)
+    return info.run(ctx)
+
+
+def test_three_formulations_compute_the_same_conv():
+    x, w = torch.randn(2, C, 5, 5), torch.randn(1, 1, 3, 3)
+    expected = F.conv2d(x.double(), w.double().expand(C, -1, -1, -1), padding=1, groups=C)
+    for y in (_shared(x, w), _repeated(x, w.repeat(C, 1, 1, 1)), _loop(x, w)):
+        torch.testing.assert_close(y.double(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_forward_and_gradients_within_rounding(out):
+    f = out.facts
+    for part in ("fwd", "grad"):
+        for side in ("shared", "repeated", "loop"):
+            assert f[f"{part}.{side}_vs_ref.verdict"] in ("identical", "within rounding")
+    assert f["grad.shared_vs_repeated.verdict"] in ("identical", "within rounding")
+
+
+def test_averaged_gradient_would_be_caught_out_of_bound():
+    """The gradient check can fail: feed it (b) with its gradients *averaged* over groups instead of summed."""
+    x, w, g = torch.randn(2, C, 6, 6), torch.randn(1, 1, 3, 3), torch.randn(2, C, 6, 6)
+    sides = _grads(x, w, g)
+    y, grad = sides["repeated"]
+    sides["repeated"] = (y, grad / C)
+    x64, w64 = x.double(), w.double().requires_grad_(True)
+    (_shared(x64, w64) * g.double()).sum().backward()
+    w_abs = torch.zeros_like(w64, requires_grad=True)
+    (_shared(x64.abs(), w_abs) * g.double().abs()).sum().backward()
+    n = 2 * 6 * 6 + C
+    fwd_bound = gamma(9, torch.float32) * _shared(x64.abs(), w64.detach().abs())
+    out = CaseOutput()
+    _sides_vs_reference(out, sides, _shared(x64, w64).detach(), w64.grad, fwd_bound,
+                        gamma(n, torch.float32) * w_abs.grad, 1.0, n)
+    assert out.facts["grad.repeated_vs_ref.verdict"] == "out of bound"
+    assert out.facts["grad.shared_vs_repeated.verdict"] == "out of bound"
+    assert out.facts["grad.shared_vs_ref.verdict"] in ("identical", "within rounding")
+
+
+def test_averaging_makes_an_sgd_step_c_times_too_small(out):
+    f = out.facts
+    # Averaging C per-copy SGD steps (each lr * g_c) is lr * sum(g_c) / C: exactly 1/C of the correct step.
+    assert f["train.sgd.averaged.step_ratio_1"] == pytest.approx(1 / C, rel=1e-4)
+    assert f["train.sgd.averaged.rel_err_k1"] == pytest.approx(1 - 1 / C, rel=1e-4)
+    # The correct approaches stay at rounding level of the float64 trajectory.
+    for opt in ("sgd", "adam"):
+        for side in ("shared", "summed"):
+            assert f[f"train.{opt}.{side}.rel_err_final"] < 1e-4
+    assert f["train.sgd.averaged.rel_err_final"] > 100 * f["train.sgd.shared.rel_err_final"]
+
+
+def test_timing_facts_and_json(out):
+    f = out.facts
+    for what in ("forward", "forward_backward"):
+        for side in ("shared", "repeated", "loop"):
+            assert f[f"timing.{what}.{side}_median_s"] > 0
+            assert isinstance(f[f"timing.{what}.{side}_median_s.noisy"], bool)
+    assert len(out.timings) == 6
+    ids = [p["id"] for p in out.plots]
+    assert ids == ["train_sgd", "train_adam"]
+    json.dumps(sanitize({"facts": f, "plots": out.plots, "tables": out.tables, "cmp": out.comparisons}),
+               allow_nan=False)
+
+
+def test_timing_disabled_and_no_training(cpu_ctx):
+    info = get("shared_kernel_conv")
+    res = info.run(cpu_ctx({**info.defaults, **TINY, "train_steps": 0}, timing_enabled=False))
+    assert not res.timings and not any(k.startswith(("timing.", "train.")) for k in res.facts)
+    assert res.facts["fwd.shared_vs_loop.verdict"] in ("identical", "within rounding")
