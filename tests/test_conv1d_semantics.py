@@ -150,3 +150,25 @@ def test_init_claim_flips(cpu_ctx, suite):
     # and the real tiny run produces every fact the rule reads
     real = _run(cpu_ctx).facts
     assert all(k in real for k in facts)
+
+
+def test_kernels_and_determinism_sections(cpu_ctx):
+    """Conv1d's own zero padding vs explicit F.pad: implementation per side and reproducibility, on CPU."""
+    out = _run(cpu_ctx)
+    k, d = out.extra["kernels"], out.extra["determinism"]
+    sides = ("Conv1d(padding)", "F.pad + Conv1d")
+    assert set(k["sides"]) == set(sides) and len(k["summary"]) == 2
+    for label, line in zip(sides, k["summary"]):
+        assert line.startswith(label + " -> ") and "error" not in k["sides"][label]
+        assert any("conv" in op for op in k["sides"][label]["profile"]["chain"])
+    assert out.facts["kernels.conv1d_padding.impl"] == k["sides"]["Conv1d(padding)"]["impl"] != "unknown"
+    assert out.facts["kernels.f_pad_conv1d.impl"] == k["sides"]["F.pad + Conv1d"]["impl"] != "unknown"
+    for key in ("conv1d_padding", "f_pad_conv1d"):
+        consistent = out.facts[f"determinism.{key}.self_consistent"]
+        assert consistent == (out.facts[f"determinism.{key}.distinct_outputs"] == 1) and consistent is True
+    assert d["repeats"] == 3 and "oneDNN off" in d["matrix"]
+    base = "determinism.conv1d_padding_vs_f_pad_conv1d.baseline"
+    # the determinism matrix and the case's own zeros-mode comparison (same data, same weights) agree
+    assert out.facts[f"{base}.bitwise_equal"] == (out.facts["padding_mode.zeros.p1.verdict"] == "identical")
+    assert out.facts[f"{base}.max_normalised"] <= 1.0
+    json.dumps(out.extra)

@@ -95,3 +95,29 @@ def test_claim_rule_flips(cpu_ctx, suite):
     assert _verdict(spec, {**facts, "fwd.verdict": "out of bound"}) == "does not hold"
     assert _verdict(spec, {**facts, "fwd.max_rel": 1e-3}) == "does not hold"
     assert _verdict(spec, {}) == "not measurable here"
+
+
+def test_kernels_and_determinism_sections(cpu_ctx):
+    """Both models' implementations are named per side, and each side's reproducibility is measured, on CPU."""
+    out = _run(cpu_ctx)
+    k, d = out.extra["kernels"], out.extra["determinism"]
+    sides = ("Linear MLP", "1x1 Conv2d MLP")
+    assert set(k["sides"]) == set(sides) and len(k["summary"]) == 2
+    for label, key, line in zip(sides, ("linear_mlp", "1x1_conv2d_mlp"), k["summary"]):
+        assert line.startswith(label + " -> ") and "error" not in k["sides"][label]
+        assert out.facts[f"kernels.{key}.impl"] == k["sides"][label]["impl"] != "unknown"
+    # the Linear side is a matmul, the conv side a convolution: the dispatch chains say so
+    assert any("mm" in op for op in k["sides"]["Linear MLP"]["profile"]["chain"])  # addmm / matmul
+    assert any("conv" in op for op in k["sides"]["1x1 Conv2d MLP"]["profile"]["chain"])
+    for key in ("linear_mlp", "1x1_conv2d_mlp"):
+        consistent = out.facts[f"determinism.{key}.self_consistent"]
+        assert consistent == (out.facts[f"determinism.{key}.distinct_outputs"] == 1)
+        assert consistent is True  # plain CPU GEMM/conv kernels: same bits every call
+    assert d["repeats"] == 3 and set(d["matrix"]) >= {"baseline", "deterministic algorithms", "oneDNN off"}
+    pair = d["matrix"]["baseline"]["pairs"]["Linear MLP vs 1x1 Conv2d MLP"]
+    fact = "determinism.linear_mlp_vs_1x1_conv2d_mlp.baseline"
+    assert out.facts[f"{fact}.bitwise_equal"] == pair["bitwise_equal"]
+    # within the summed propagated bound, as the case's own logits comparison found
+    assert out.facts[f"{fact}.max_normalised"] <= 1.0
+    assert out.facts[f"{fact}.bitwise_equal"] == (out.facts["fwd.elu_w1.logits.bitwise_equal_fraction"] == 1.0)
+    json.dumps(out.extra)
