@@ -122,3 +122,15 @@ def test_log_points_cover_first_and_last():
     pts = _log_points(1000, 20)
     assert pts[0] == 1 and pts[-1] == 1000 and pts == sorted(set(pts))
     assert _log_points(1, 5) == [1]
+
+
+@pytest.mark.gpu
+def test_runs_on_cuda():
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA (torch.cuda.is_available() is False here)")
+    from reportgen.cases import CaseContext
+    info = get("optimizer_drift")
+    ctx = CaseContext(name="t", params={**info.defaults, **TINY}, device=torch.device("cuda"),
+                      dtype=torch.float32, seed=0)
+    facts = info.run(ctx).facts
+    assert facts["threads.checked"] is False and facts["onestep.frac_within_1e-6"] >= 0

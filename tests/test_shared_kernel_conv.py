@@ -91,3 +91,14 @@ def test_timing_disabled_and_no_training(cpu_ctx):
     res = info.run(cpu_ctx({**info.defaults, **TINY, "train_steps": 0}, timing_enabled=False))
     assert not res.timings and not any(k.startswith(("timing.", "train.")) for k in res.facts)
     assert res.facts["fwd.shared_vs_loop.verdict"] in ("identical", "within rounding")
+
+
+@pytest.mark.gpu
+def test_runs_on_cuda():
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA (torch.cuda.is_available() is False here)")
+    info = get("shared_kernel_conv")
+    ctx = CaseContext(name="t", params={**info.defaults, **TINY}, device=torch.device("cuda"), dtype=torch.float32,
+                      seed=0, timing_rounds=2, timing_min_sample_s=0.0005)
+    facts = info.run(ctx).facts
+    assert facts["grad.shared_vs_repeated.verdict"] in ("identical", "within rounding")
