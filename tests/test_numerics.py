@@ -88,3 +88,11 @@ def test_real_fp32_dot_products_stay_within_bound():
 def test_histogram_counts_zeros_apart():
     h = nm.log10_abs_histogram(torch.tensor([0.0, 0.0, 1e-7, 1e-6]), bins=4)
     assert h["zeros"] == 2 and sum(h["counts"]) == 2 and h["total"] == 4
+
+
+def test_spearman_handles_ties_and_constant_series():
+    from reportgen.cases.linear_vs_conv1d import _spearman
+
+    assert _spearman([1, 2, 4, 8], [0.0, 0.0, 0.0, 0.0]) is None  # all equal: no trend, not a perfect one
+    assert _spearman([1, 2, 4, 8], [1e-7, 2e-7, 3e-7, 5e-7]) == pytest.approx(1.0)
+    assert _spearman([1, 2, 4, 8], [4.0, 3.0, 3.0, 1.0]) < -0.9

@@ -197,11 +197,22 @@ def _stack_errors(layers: list[tuple[nn.Linear, nn.Conv1d]], x: torch.Tensor, de
     return rec
 
 
+def _ranks(values: list[float]) -> np.ndarray:
+    """Ranks with ties sharing their average rank (so equal values carry no trend)."""
+    v = np.asarray(values, dtype=float)
+    order = np.argsort(v, kind="stable")
+    ranks = np.empty(len(v))
+    ranks[order] = np.arange(len(v), dtype=float)
+    _, inverse = np.unique(v, return_inverse=True)
+    return np.array([ranks[inverse == i].mean() for i in inverse])
+
+
 def _spearman(x: list[float], y: list[float]) -> float | None:
+    """Spearman rank correlation; None when it is undefined (fewer than 3 points, or one side constant)."""
     if len(x) < 3:
         return None
-    rx, ry = np.argsort(np.argsort(x)), np.argsort(np.argsort(y))
-    return float(np.corrcoef(rx, ry)[0, 1]) if np.std(rx) and np.std(ry) else None
+    rx, ry = _ranks(x), _ranks(y)
+    return float(np.corrcoef(rx, ry)[0, 1]) if np.std(rx) > 0 and np.std(ry) > 0 else None
 
 
 def _growth(ctx: CaseContext, out: CaseOutput) -> None:
