@@ -23,7 +23,7 @@ from torch import nn
 from reportgen.cases import CaseContext, CaseOutput, register
 from reportgen.errors import UsageError
 from reportgen.measure.numerics import (IDENTICAL, OUT_OF_BOUND, WITHIN, Comparison, compare, gamma,
-                                        log10_abs_histogram, unit_roundoff)
+                                        log10_abs_histogram, matmul_bound, unit_roundoff)
 
 #: activation -> (module factory, float64 reference function, Lipschitz constant). The Lipschitz constant
 #: carries an error in the pre-activation through the activation: ELU(alpha=1) has slope <= 1, sigmoid <= 1/4.
@@ -295,7 +295,7 @@ def _semantics(ctx: CaseContext, out: CaseOutput, x: torch.Tensor, c_out: int) -
         lin = F.linear(x, w, b)
         conv = F.conv2d(x4, w[:, :, None, None], b)
         conv_bt = conv.squeeze(3).permute(0, 2, 1)
-        bound = 2 * ctx.bound_factor * _linear_bound(x, w, b, ctx.dtype)
+        bound = 2 * ctx.bound_factor * matmul_bound(x.cpu(), w.cpu().T, ctx.dtype, bias=b.cpu())
         c1 = out.add_comparison(compare(lin, conv_bt, bound, name="1x1 conv vs per-position Linear (random W)",
                                         actual_label="Linear at each position", expected_label="1x1 Conv2d",
                                         reference=F.linear(x.double(), w.double(), b.double()).cpu(),
@@ -312,7 +312,8 @@ def _semantics(ctx: CaseContext, out: CaseOutput, x: torch.Tensor, c_out: int) -
         conv_k = F.conv2d(x4, wk, b)  # (batch, c_out, 1, 1): one output per sample sequence
         flat = x.permute(0, 2, 1).reshape(batch, c_in * samples)  # index c*samples + s, as wk.reshape below
         lin_k = F.linear(flat, wk.reshape(c_out, c_in * samples), b)
-        bound_k = 2 * ctx.bound_factor * _linear_bound(flat, wk.reshape(c_out, -1), b, ctx.dtype)
+        bound_k = 2 * ctx.bound_factor * matmul_bound(flat.cpu(), wk.reshape(c_out, -1).cpu().T, ctx.dtype,
+                                                      bias=b.cpu())
         c2 = out.add_comparison(compare(conv_k.reshape(batch, c_out), lin_k, bound_k,
                                         name="(samples x 1) kernel vs flatten + Linear",
                                         actual_label="Conv2d kernel (samples, 1)", expected_label="flatten + Linear",
@@ -336,11 +337,6 @@ def _semantics(ctx: CaseContext, out: CaseOutput, x: torch.Tensor, c_out: int) -
                     _shape(lin_k), "yes: one output"]],
                   note="'mixes positions' for the 1x1 conv is measured: sample 0 of the input is perturbed and the "
                        "outputs at the other positions are checked bit for bit.")
-
-
-def _linear_bound(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    return gamma(w.shape[1] + 1, dtype) * (x.double().abs().cpu() @ w.double().abs().cpu().T
-                                           + b.double().abs().cpu())
 
 
 @register("fc_vs_conv2d_1x1",
