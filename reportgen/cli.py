@@ -59,12 +59,21 @@ def main() -> None:
 @click.option("--run-id", default=None, help="Name of the run directory (default: time stamp + suite + random).")
 @click.option("--framework", "framework_opts", multiple=True, metavar="NAME=PYTHON",
               help="Interpreter of another framework's environment for cross-framework probes (repeatable).")
+@click.option("--format", "formats", default="html", show_default=True, metavar="html,pdf,md",
+              help="Reports to write beside results.json (comma list, or none).")
+@click.option("--page-size", default="A4", show_default=True, type=click.Choice(["A4", "Letter"]),
+              help="PDF page size.")
 def run_cmd(suite_name: str, devices: tuple[str, ...], dtypes: tuple[str, ...], case_names: tuple[str, ...],
-            out_dir: str, seed: int | None, run_id: str | None, framework_opts: tuple[str, ...]) -> None:
-    """Run a suite; write results.json and report.html under OUT/<run-id>/."""
+            out_dir: str, seed: int | None, run_id: str | None, framework_opts: tuple[str, ...], formats: str,
+            page_size: str) -> None:
+    """Run a suite; write results.json and the reports (default report.html) under OUT/<run-id>/."""
     from reportgen import runner, suite as suite_mod
-    from reportgen.render.html import render_html
+    from reportgen.render.files import parse_formats, write_reports
 
+    fmts = parse_formats(formats)
+    if "pdf" in fmts:  # fail now, not after a run of several minutes
+        from reportgen.render.pdf import check_available
+        check_available()
     for d in devices:
         check_device(d, "--device")
     if run_id is not None and (not run_id or "/" in run_id or run_id in (".", "..")):
@@ -77,12 +86,61 @@ def run_cmd(suite_name: str, devices: tuple[str, ...], dtypes: tuple[str, ...], 
     except KeyboardInterrupt:
         click.echo("interrupted: partial results.json kept (status 'interrupted')", err=True)
         sys.exit(130)
-    html_path = path.with_name("report.html")
-    html_path.write_text(render_html(run.to_dict()), encoding="utf-8")
+    written = write_reports(run.to_dict(), path.parent, "report", fmts, force=False, page_size=page_size)
     _summary(run.to_dict(), time.perf_counter() - t0)
     click.echo(f"results: {path}")
-    click.echo(f"report:  {html_path}")
+    for p in written:
+        click.echo(f"report:  {p}")
     sys.exit(1 if any(c.status == "error" for c in run.cases) else 0)
+
+
+@main.command("render")
+@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False))
+@click.option("--format", "formats", default="html", show_default=True, metavar="html,pdf,md",
+              help="Formats to write (comma list).")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="Output directory (default: INPUT's directory).")
+@click.option("--page-size", default="A4", show_default=True, type=click.Choice(["A4", "Letter"]),
+              help="PDF page size.")
+@click.option("--force", is_flag=True, help="Overwrite existing report files.")
+def render_cmd(input_path: str, formats: str, out_dir: str | None, page_size: str, force: bool) -> None:
+    """Re-render an archived run: INPUT is a results.json or a report.html (its embedded results)."""
+    from reportgen.render.files import load_input, parse_formats, write_reports
+
+    fmts = parse_formats(formats)
+    data = load_input(input_path)
+    out = Path(out_dir) if out_dir else Path(input_path).resolve().parent
+    for p in write_reports(data, out, "report", fmts, force=force, page_size=page_size, source=input_path):
+        click.echo(f"wrote {p}")
+
+
+@main.command("compare")
+@click.argument("inputs", nargs=-1, required=True, metavar="A B [C ...]", type=click.Path(dir_okay=False))
+@click.option("--out", "out_dir", default=".", show_default=True, type=click.Path(file_okay=False),
+              help="Directory for compare.html/.md/.pdf.")
+@click.option("--format", "formats", default="html", show_default=True, metavar="html,pdf,md",
+              help="Comparison reports to write (comma list, or none for the terminal summary only).")
+@click.option("--page-size", default="A4", show_default=True, type=click.Choice(["A4", "Letter"]),
+              help="PDF page size.")
+@click.option("--alpha", default=0.01, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Significance level of the timing test.")
+@click.option("--min-effect", default=0.05, show_default=True, type=click.FloatRange(0, None),
+              help="Smallest relative timing change reported as faster/slower (0.05 = 5 %).")
+@click.option("--force", is_flag=True, help="Overwrite existing compare.* files.")
+def compare_cmd(inputs: tuple[str, ...], out_dir: str, formats: str, page_size: str, alpha: float,
+                min_effect: float, force: bool) -> None:
+    """Compare runs (results.json or report.html): environment, verdicts, claims, timings; X/A for each X."""
+    from reportgen.render.compare import compare_runs, terminal_summary
+    from reportgen.render.files import load_input, output_paths, parse_formats, write_reports
+
+    if len(inputs) < 2:
+        raise UsageError("compare: needs at least two inputs (A B [C ...])")
+    fmts = parse_formats(formats)
+    output_paths(Path(out_dir), "compare", fmts, force=force)  # refuse before the work, not after
+    model = compare_runs([load_input(p) for p in inputs], list(inputs), alpha=alpha, min_effect=min_effect)
+    written = write_reports(model, Path(out_dir), "compare", fmts, force=force, page_size=page_size,
+                            source=", ".join(inputs))
+    click.echo(terminal_summary(model, report=", ".join(map(str, written)) or None), nl=False)
 
 
 def _summary(data: dict[str, Any], wall_s: float) -> None:

@@ -1,0 +1,574 @@
+"""Compare two or more runs: what differs in the environment, which verdicts and claims changed, which timings
+moved by more than noise.
+
+The first input is the baseline (A); every other input X is compared with it (X/A). Inputs are results dicts
+(see ``reportgen.render.inputs.load_input``); the comparison itself is a JSON-able dict (the *model*) that the
+terminal summary, the HTML/PDF page and the Markdown summary all render, so they cannot disagree.
+
+Timing: a ratio of medians X/A per (result, statement, side), tested on the raw per-call samples with a two-sided
+Mann–Whitney U test (scipy, when installed; asv uses the same test) or, without scipy, a bootstrap confidence
+interval of the median ratio. A change is reported as faster/slower only if it is significant at ``alpha`` *and*
+at least ``min_effect`` in size: with enough samples a 0.5 % drift is "significant" and still irrelevant.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any, Iterable
+
+import numpy as np
+
+from reportgen.render.html import fmt_duration, fmt_num, worst_verdict
+
+MIN_EFFECT = 0.05
+ALPHA = 0.01
+FASTER, SLOWER, SAME = "faster", "slower", "no significant difference"
+_BOOTSTRAP = 4000
+
+# Machine *state* at run time (not configuration): expected to differ between any two runs, so it is listed apart
+# and never headlines a comparison.
+_VOLATILE = re.compile(r"(^memory\.available|load_avg|temperature|power_draw|power\.draw|clocks?\.(current|sm|mem)"
+                       r"|memory_used|memory\.used|utili[sz]ation|pstate|fan)", re.IGNORECASE)
+# Order in which differing environment fields are shown: what decides numerics and speed first.
+_PRIORITY = [r"^cuda\.devices\[\d+\]\.name$", r"^cpu\.model$", r"driver", r"cudnn.*version|version.*cudnn",
+             r"^cuda\.", r"^torch\.(version|git_version)$", r"^packages\.torch$",
+             r"tf32|fp32_precision|float32_matmul|reduced_precision|fp16_accumulation",
+             r"num_threads|num_interop_threads|OMP_NUM_THREADS|MKL_NUM_THREADS",
+             r"^settings\.", r"^env_vars\.", r"^torch\.", r"^packages\.", r"^cpu\.", r"^platform\."]
+# Case settings under which timings of the same statement are not comparable.
+_TIMING_SENSITIVE = re.compile(r"(num_threads|num_interop_threads|tf32|fp32_precision|float32_matmul_precision"
+                               r"|reduced_precision|fp16_accumulation|cudnn\.benchmark$|deterministic_algorithms"
+                               r"|default_dtype|mkldnn\.enabled|cudnn\.enabled)")
+
+
+def labels(n: int) -> list[str]:
+    return [chr(ord("A") + i) if i < 26 else f"R{i + 1}" for i in range(n)]
+
+
+# ---------------------------------------------------------------------------------------------- environment
+
+def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested environment dict -> {"cuda.devices[0].name": value, ...}; lists of scalars stay one value."""
+    if not isinstance(d, dict):
+        return {prefix: d} if prefix else {}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        if isinstance(v, dict):
+            out.update(flatten(v, key))
+        elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+            for i, item in enumerate(v):
+                out.update(flatten(item, f"{key}[{i}]"))
+        else:
+            out[key] = v
+    return out
+
+
+def _priority(key: str) -> int:
+    return next((i for i, pat in enumerate(_PRIORITY) if re.search(pat, key)), len(_PRIORITY))
+
+
+def env_diff(runs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(configuration fields that differ, machine-state fields that differ), each [{key, values}], most
+    important first."""
+    flats = [flatten(r.get("environment", {})) for r in runs]
+    keys = sorted({k for f in flats for k in f}, key=lambda k: (_priority(k), k))
+    config, state = [], []
+    for k in keys:
+        values = [f.get(k, "absent") for f in flats]
+        if all(v == values[0] for v in values[1:]):
+            continue
+        (state if _VOLATILE.search(k) else config).append({"key": k, "values": values})
+    return config, state
+
+
+# ---------------------------------------------------------------------------------------------- timing test
+
+def _bootstrap_ci(a: np.ndarray, b: np.ndarray, conf: float, seed: int = 0) -> tuple[float, float]:
+    # Fixed seed: the same inputs give the same interval (and the same report bytes).
+    rng = np.random.default_rng(seed)
+    ma = np.median(a[rng.integers(0, len(a), (_BOOTSTRAP, len(a)))], axis=1)
+    mb = np.median(b[rng.integers(0, len(b), (_BOOTSTRAP, len(b)))], axis=1)
+    ratios = mb / ma
+    lo, hi = np.quantile(ratios, [(1 - conf) / 2, 1 - (1 - conf) / 2])
+    return float(lo), float(hi)
+
+
+def _mannwhitney(a: np.ndarray, b: np.ndarray) -> float | None:
+    try:
+        from scipy.stats import mannwhitneyu
+    except ImportError:
+        return None
+    return float(mannwhitneyu(b, a, alternative="two-sided").pvalue)
+
+
+def significance_method() -> str:
+    try:
+        import scipy
+    except ImportError:
+        return "bootstrap confidence interval of the median ratio (scipy not installed)"
+    return f"two-sided Mann–Whitney U on the raw samples (scipy {scipy.__version__})"
+
+
+def min_p_value(n: int, m: int) -> float:
+    """Smallest two-sided exact Mann–Whitney p-value possible with n and m samples (complete separation)."""
+    return min(1.0, 2.0 / math.comb(n + m, n))
+
+
+def timing_change(a_samples: Iterable[float], b_samples: Iterable[float], *, alpha: float = ALPHA,
+                  min_effect: float = MIN_EFFECT) -> dict[str, Any]:
+    """B vs A timing: ratio of medians, (1 - alpha) bootstrap CI, p-value, and faster/slower/no difference."""
+    a = np.asarray([float(x) for x in a_samples], dtype=float)
+    b = np.asarray([float(x) for x in b_samples], dtype=float)
+    a, b = a[np.isfinite(a) & (a > 0)], b[np.isfinite(b) & (b > 0)]
+    out: dict[str, Any] = {"n_a": int(a.size), "n_b": int(b.size), "ratio": None, "ci": None, "p": None,
+                           "verdict": SAME, "detail": ""}
+    if a.size < 2 or b.size < 2:
+        out["detail"] = "fewer than 2 samples on a side"
+        return out
+    out["ratio"] = float(np.median(b) / np.median(a))
+    out["ci"] = list(_bootstrap_ci(a, b, 1 - alpha))
+    p = _mannwhitney(a, b)
+    out["p"] = p
+    significant = p < alpha if p is not None else (out["ci"][0] > 1 or out["ci"][1] < 1)
+    large = abs(math.log(out["ratio"])) >= math.log1p(min_effect)
+    if significant and large:
+        out["verdict"] = SLOWER if out["ratio"] > 1 else FASTER
+    elif significant:
+        out["detail"] = f"significant but smaller than {100 * min_effect:g} %"
+    elif p is not None and min_p_value(a.size, b.size) >= alpha:
+        out["detail"] = f"too few samples ({a.size} and {b.size}) to reach p < {alpha:g}"
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- cases
+
+def _index(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["id"]: c for c in run.get("cases", []) if isinstance(c, dict) and "id" in c}
+
+
+def _case_ids(runs: list[dict[str, Any]]) -> list[str]:
+    seen: dict[str, None] = {}
+    for r in runs:
+        for cid in _index(r):
+            seen.setdefault(cid, None)
+    return list(seen)
+
+
+def _comparisons(cases: list[dict[str, Any] | None]) -> list[dict[str, Any]]:
+    names: dict[str, None] = {}
+    for c in cases:
+        for x in (c or {}).get("comparisons", []):
+            names.setdefault(x.get("name", "?"), None)
+    rows = []
+    for name in names:
+        per = [next((x for x in (c or {}).get("comparisons", []) if x.get("name") == name), None) for c in cases]
+        verdicts = [x.get("verdict") if x else None for x in per]
+        # Only results that ran (status ok) count: a missing result or an error is a status change, reported
+        # once per result, not once per comparison.
+        ran = [v for c, v in zip(cases, verdicts) if c is not None and c.get("status") == "ok"]
+        rows.append({"name": name, "verdict": verdicts,
+                     "max_normalised": [x.get("max_normalised") if x else None for x in per],
+                     "max_abs": [x.get("max_abs") if x else None for x in per],
+                     "max_ulp": [x.get("max_ulp") if x else None for x in per],
+                     "bitwise_equal_fraction": [x.get("bitwise_equal_fraction") if x else None for x in per],
+                     "changed": len(set(ran)) > 1})
+    return rows
+
+
+def _is_timing_fact(key: str) -> bool:
+    # Timing-derived facts move with load; the timing section tests them properly on the raw samples.
+    return key.startswith("timing.") or key.endswith(".noisy") or "per_round" in key or key.endswith("_s")
+
+
+def _facts(cases: list[dict[str, Any] | None]) -> list[dict[str, Any]]:
+    keys: dict[str, None] = {}
+    for c in cases:
+        for k in (c or {}).get("facts", {}):
+            if not _is_timing_fact(k):
+                keys.setdefault(k, None)
+    rows = []
+    for k in keys:
+        values = [(c or {}).get("facts", {}).get(k, "absent") if c else "absent" for c in cases]
+        if any(v != values[0] for v in values[1:]):
+            kind = "numeric" if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values) \
+                else "changed"
+            rows.append({"key": k, "values": values, "kind": kind})
+    # Non-numeric changes (a verdict string, a bool flipping) first: they are the ones a reader must see.
+    return sorted(rows, key=lambda r: (r["kind"] != "changed", r["key"]))
+
+
+def _timings(cases: list[dict[str, Any] | None], names: list[str], alpha: float,
+             min_effect: float) -> list[dict[str, Any]]:
+    base = cases[0]
+    rows = []
+    for t in (base or {}).get("timings", []):
+        per = [next((u for u in (c or {}).get("timings", [])
+                     if u.get("name") == t.get("name") and u.get("label") == t.get("label")), None) for c in cases]
+        changes = []
+        for label, u in zip(names[1:], per[1:]):
+            if u is None:
+                changes.append({"vs": label, "missing": True, "verdict": "missing", "ratio": None, "ci": None,
+                                "p": None, "detail": f"not timed in {label}", "n_a": 0, "n_b": 0})
+                continue
+            ch = timing_change(t.get("samples_s", []), u.get("samples_s", []), alpha=alpha, min_effect=min_effect)
+            changes.append({"vs": label, "missing": False, **ch})
+        rows.append({"name": t.get("name"), "label": t.get("label"),
+                     "median_s": [u.get("median_s") if u else None for u in per],
+                     "noisy": [bool(u.get("noisy")) if u else None for u in per],
+                     "threads": [u.get("num_threads") if u else None for u in per], "changes": changes})
+    return rows
+
+
+def _case_row(cid: str, runs: list[dict[str, Any]], names: list[str], alpha: float,
+              min_effect: float) -> dict[str, Any]:
+    cases = [_index(r).get(cid) for r in runs]
+    present = [c is not None for c in cases]
+    status = [c.get("status") if c else "absent" for c in cases]
+    ok_everywhere = all(s == "ok" for s in status)
+    params = [c.get("params") for c in cases if c]
+    return {"id": cid, "present": present, "status": status,
+            "reason": [(c.get("reason") or "") if c else "" for c in cases],
+            "worst": [worst_verdict([x.get("verdict") for x in c.get("comparisons", [])]) if c else None
+                      for c in cases],
+            "status_changed": len(set(status)) > 1,
+            "params_differ": any(p != params[0] for p in params[1:]),
+            "comparisons": _comparisons(cases),
+            "facts": _facts(cases) if ok_everywhere else [],
+            "timings": _timings(cases, names, alpha, min_effect) if cases[0] else []}
+
+
+def _claims(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    keyed: dict[tuple[str, str], list[dict[str, Any] | None]] = {}
+    for i, r in enumerate(runs):
+        for cl in r.get("claims") or []:
+            key = (cl.get("case", "?"), cl.get("id", "?"))
+            keyed.setdefault(key, [None] * len(runs))[i] = cl
+    rows = []
+    for (case, cid), per in keyed.items():
+        verdicts = [cl.get("verdict") if cl else "absent" for cl in per]
+        first = next(cl for cl in per if cl)
+        rows.append({"case": case, "id": cid, "text": first.get("text", ""), "source": first.get("source", ""),
+                     "verdict": verdicts, "reason": [cl.get("reason", "") if cl else "" for cl in per],
+                     "changed": len(set(verdicts)) > 1})
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------- warnings
+
+def _setting(case: dict[str, Any], key: str) -> Any:
+    return case.get("settings", {}).get(key, "absent")
+
+
+def _warnings(runs: list[dict[str, Any]], names: list[str], cases: list[dict[str, Any]]) -> list[str]:
+    out: list[str] = []
+    flats = [flatten(r.get("environment", {})) for r in runs]
+    hw_keys = [k for k in sorted({k for f in flats for k in f})
+               if k == "cpu.model" or re.fullmatch(r"cuda\.devices\[\d+\]\.name", k)]
+    for i, label in enumerate(names[1:], start=1):
+        hw = [k for k in hw_keys if flats[0].get(k) != flats[i].get(k)]
+        if hw:
+            out.append(f"{label} ran on different hardware ({'; '.join(f'{k}: {flats[0].get(k)} vs {flats[i].get(k)}' for k in hw)}): "
+                       f"{label}/A timing ratios compare machines, not only software")
+        out += _settings_warnings(runs, i, label, cases)
+    out += _dtype_warnings(runs, names)
+    differ = [c["id"] for c in cases if c["params_differ"]]
+    if differ:
+        out.append(f"parameters differ for {len(differ)} result(s) ({', '.join(differ[:5])}"
+                   f"{', …' if len(differ) > 5 else ''}): their numbers measure different problems")
+    return out
+
+
+def _settings_warnings(runs: list[dict[str, Any]], i: int, label: str, cases: list[dict[str, Any]]) -> list[str]:
+    a_idx, x_idx = _index(runs[0]), _index(runs[i])
+    found: dict[tuple[str, str, str], list[str]] = {}
+    for c in cases:
+        a, x = a_idx.get(c["id"]), x_idx.get(c["id"])
+        if not a or not x or not a.get("timings") or not x.get("timings"):
+            continue
+        keys = {k for k in {*a.get("settings", {}), *x.get("settings", {})} if _TIMING_SENSITIVE.search(k)}
+        for k in sorted(keys):
+            va, vx = _setting(a, k), _setting(x, k)
+            if va != vx:
+                found.setdefault((k, str(va), str(vx)), []).append(c["id"])
+        ta = {t.get("num_threads") for t in a["timings"]}
+        tx = {t.get("num_threads") for t in x["timings"]}
+        if ta != tx and not any(k[0] == "num_threads" for k in found):
+            found.setdefault(("timing threads", str(sorted(ta)), str(sorted(tx))), []).append(c["id"])
+    return [f"{k} differs (A: {va}, {label}: {vx}) in {len(ids)} timed result(s): {label}/A timing ratios "
+            "include its effect" for (k, va, vx), ids in found.items()]
+
+
+def _dtype_warnings(runs: list[dict[str, Any]], names: list[str]) -> list[str]:
+    out = []
+    per_run = [{} for _ in runs]  # case name -> {device/dtype part of ids}
+    for i, r in enumerate(runs):
+        for c in r.get("cases", []):
+            per_run[i].setdefault(c.get("case"), set()).add(c.get("dtype"))
+    for case in per_run[0]:
+        for i, label in enumerate(names[1:], start=1):
+            a, x = per_run[0][case], per_run[i].get(case)
+            if x is not None and not (a & x):
+                out.append(f"{case} ran in dtype {'/'.join(sorted(a))} in A but {'/'.join(sorted(x))} in {label}: "
+                           "its results are not compared")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- the model
+
+def _where(run: dict[str, Any]) -> str:
+    env = run.get("environment", {})
+    cuda = env.get("cuda", {}) if isinstance(env.get("cuda"), dict) else {}
+    gpus = [str(d.get("name", "?")) for d in cuda.get("devices", []) if isinstance(d, dict)]
+    return " · ".join([str(env.get("cpu", {}).get("model", "?")), f"torch {env.get('torch', {}).get('version', '?')}",
+                       ", ".join(gpus) if gpus else "no CUDA",
+                       f"threads={env.get('settings', {}).get('num_threads', '?')}"])
+
+
+def compare_runs(runs: list[dict[str, Any]], sources: list[str], *, alpha: float = ALPHA,
+                 min_effect: float = MIN_EFFECT) -> dict[str, Any]:
+    """The comparison model of ``runs`` (first = baseline A); pure function of its inputs."""
+    names = labels(len(runs))
+    config, state = env_diff(runs)
+    cases = [_case_row(cid, runs, names, alpha, min_effect) for cid in _case_ids(runs)]
+    model = {
+        "inputs": [{"label": n, "source": s, "run_id": r.get("run_id"), "suite": r.get("suite", {}).get("name"),
+                    "started": r.get("started"), "finished": r.get("finished"), "status": r.get("status"),
+                    "tool_version": r.get("tool_version"), "schema_version": r.get("schema_version"),
+                    "where": _where(r)} for n, s, r in zip(names, sources, runs)],
+        "options": {"alpha": alpha, "min_effect": min_effect, "test": significance_method(),
+                    "ci": f"{100 * (1 - alpha):g} % bootstrap CI of the ratio of medians ({_BOOTSTRAP} resamples)"},
+        "env_diff": config, "env_state": state,
+        "cases": cases, "claims": _claims(runs),
+        "warnings": _warnings(runs, names, cases)}
+    model["summary"] = _summary(model)
+    return model
+
+
+def _summary(model: dict[str, Any]) -> dict[str, Any]:
+    names = [i["label"] for i in model["inputs"]]
+    verdict_changes = [{"id": c["id"], "name": x["name"], "verdict": x["verdict"]}
+                       for c in model["cases"] for x in c["comparisons"] if x["changed"]]
+    counts = {n: {FASTER: 0, SLOWER: 0, SAME: 0, "missing": 0} for n in names[1:]}
+    moved = []
+    for c in model["cases"]:
+        for t in c["timings"]:
+            for ch in t["changes"]:
+                counts[ch["vs"]][ch["verdict"]] += 1
+                if ch["verdict"] in (FASTER, SLOWER):
+                    moved.append({"id": c["id"], "name": t["name"], "label": t["label"], **ch})
+    moved.sort(key=lambda m: -abs(math.log(m["ratio"])))
+    return {"status_changes": [{"id": c["id"], "status": c["status"]} for c in model["cases"] if c["status_changed"]],
+            "verdict_changes": verdict_changes,
+            "claim_changes": [c for c in model["claims"] if c["changed"]],
+            "timing_counts": counts, "timing_moved": moved,
+            "only_in_some": [c["id"] for c in model["cases"] if not all(c["present"])]}
+
+
+# ---------------------------------------------------------------------------------------------- rendering
+
+def short(value: Any, width: int = 28) -> str:
+    text = value if isinstance(value, str) else fmt_num(value)
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def ratio_text(ch: dict[str, Any], digits: int = 3) -> str:
+    """"×0.94 [0.90, 0.98] p=0.0079": ratio X/A, its confidence interval, the test's p-value."""
+    if ch.get("ratio") is None:
+        return ch.get("detail") or "–"
+    ci, p = ch.get("ci"), ch.get("p")
+    return (f"×{ch['ratio']:.{digits}g}" + (f" [{ci[0]:.{digits}g}, {ci[1]:.{digits}g}]" if ci else "")
+            + (f" p={p:.2g}" if p is not None else ""))
+
+
+def _cap(lines: list[str], items: list[Any], cap: int, render: Any, more: str) -> None:
+    for it in items[:cap]:
+        lines.append(render(it))
+    if len(items) > cap:
+        lines.append(f"  … {len(items) - cap} more {more}")
+
+
+def terminal_summary(model: dict[str, Any], *, report: str | None = None, width: int = 100) -> str:
+    """One screen (≤ ~40 lines): inputs, environment differences, verdict changes, significant timing changes."""
+    s, names = model["summary"], [i["label"] for i in model["inputs"]]
+    lines = [f"{i['label']}: {short(i['run_id'], 40)} ({i['suite']}, {i['status']}) {short(i['where'], 56)}"
+             for i in model["inputs"]]
+    keyw = min(40, max([len(d["key"]) for d in model["env_diff"]] + [10]))
+    lines.append(f"Environment: {len(model['env_diff'])} field(s) differ"
+                 + (f" (+{len(model['env_state'])} machine-state fields)" if model["env_state"] else ""))
+    _cap(lines, model["env_diff"], 8,
+         lambda d: f"  {short(d['key'], keyw):<{keyw}}  " + " | ".join(short(v, 24) for v in d["values"]),
+         "in the report")
+    if model["warnings"]:
+        lines.append("Warnings:")
+        _cap(lines, model["warnings"], 4, lambda w: "  ! " + short(w, 2 * width - 12), "warnings in the report")
+    if s["only_in_some"] or s["status_changes"]:
+        lines.append(f"Results: {len(s['only_in_some'])} not in every input, {len(s['status_changes'])} changed status")
+        _cap(lines, s["status_changes"], 4, lambda c: f"  {short(c['id'], 44):<44} " + " → ".join(c["status"]),
+             "in the report")
+    lines.append(f"Verdict changes: {len(s['verdict_changes'])}" + ("" if s["verdict_changes"] else " (none)"))
+    _cap(lines, s["verdict_changes"], 6,
+         lambda v: f"  {short(v['id'], 34)} {short(v['name'], 30)}: " + " → ".join(str(x) for x in v["verdict"]),
+         "in the report")
+    if s["claim_changes"]:
+        lines.append(f"Claim changes: {len(s['claim_changes'])}")
+        _cap(lines, s["claim_changes"], 4,
+             lambda c: f"  {short(c['case'] + ': ' + c['id'], 50)}: " + " → ".join(c["verdict"]), "in the report")
+    opts = model["options"]
+    counts = "; ".join(f"{n}/A {c[FASTER]} faster, {c[SLOWER]} slower, {c[SAME]} no significant difference"
+                       + (f", {c['missing']} missing" if c["missing"] else "") for n, c in s["timing_counts"].items())
+    lines.append(f"Timing (p < {opts['alpha']:g}, ≥ {100 * opts['min_effect']:g} %): {counts or 'no timings'}")
+    many = len(names) > 2
+    idw = min(34, max([len(m["id"]) for m in s["timing_moved"]] + [4]))
+    _cap(lines, s["timing_moved"], 10,
+         lambda m: f"  {m['verdict']:<6} {m['vs'] + '/A ' if many else ''}{short(m['id'], idw):<{idw}} "
+                   f"{short(m['name'] + ' · ' + m['label'], 28):<28} {ratio_text(m, 2)}",
+         "significant changes in the report")
+    if report:
+        lines.append(f"Report: {report}")
+    return "\n".join(_wrap(line, width) for line in lines) + "\n"
+
+
+def _wrap(line: str, width: int) -> str:
+    # Long warnings continue on an indented second line instead of being cut mid-word.
+    if len(line) <= width:
+        return line
+    head, _, tail = line[:width].rpartition(" ")
+    rest = line[len(head) + 1:]
+    return head + "\n    " + short(rest, width - 4)
+
+
+def _filters() -> dict[str, Any]:
+    return {"dur": fmt_duration, "short": short, "ratio_text": ratio_text}
+
+
+def render_compare_html(model: dict[str, Any]) -> str:
+    """The comparison page: self-contained like report.html, the model embedded as JSON."""
+    from markupsafe import Markup
+
+    from reportgen.render.html import embedded_json, environment, templates_dir
+
+    model = json.loads(json.dumps(model))
+    env = environment()
+    env.filters.update(_filters())
+    css = Markup((templates_dir() / "report.css").read_text(encoding="utf-8"))
+    return env.get_template("compare.html.j2").render(cmp=model, css=css, embedded=embedded_json(model),
+                                                       forest=Markup(forest_svg(model)) if _has_ratios(model) else "")
+
+
+def _has_ratios(model: dict[str, Any]) -> bool:
+    return any(ch.get("ratio") for c in model["cases"] for t in c["timings"] for ch in t["changes"])
+
+
+def forest_svg(model: dict[str, Any]) -> str:
+    """Every timing ratio X/A with its CI on a log axis, the no-effect band shaded; our own SVG, no data text
+    other than labels (escaped by matplotlib's SVG writer)."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    many = len(model["inputs"]) > 2
+    rows = [(short(f"{c['id']} · {t['name']} · {t['label']}", 64) + (f" ({ch['vs']}/A)" if many else ""), ch)
+            for c in model["cases"] for t in c["timings"] for ch in t["changes"] if ch.get("ratio")]
+    eff = model["options"]["min_effect"]
+    # Wide: the labels (result · statement · side) take half of it; the page scales it down to fit.
+    fig = Figure(figsize=(10.5, 0.9 + 0.26 * len(rows)), dpi=72)
+    ax = fig.add_subplot()
+    colours = {FASTER: "#1a7f37", SLOWER: "#c62828", SAME: "#6b7280"}
+    for y, (_, ch) in enumerate(rows):
+        lo, hi = ch["ci"] or (ch["ratio"], ch["ratio"])
+        ax.plot([lo, hi], [y, y], color=colours.get(ch["verdict"], "black"), linewidth=1.5)
+        ax.plot([ch["ratio"]], [y], "o", color=colours.get(ch["verdict"], "black"), markersize=4)
+    ax.axvspan(1 / (1 + eff), 1 + eff, color="#d0d7de", alpha=0.5, linewidth=0)
+    ax.axvline(1.0, color="black", linewidth=0.8)
+    ax.set_xscale("log")
+    ax.set_yticks(range(len(rows)), [r[0].replace("$", r"\$") for r in rows], fontsize=7)
+    ax.set_ylim(len(rows) - 0.5, -0.5)
+    ax.set_xlabel(f"time ratio X/A (median, {model['options']['ci']}); < 1 is faster; band: ±{100 * eff:g} %",
+                  fontsize=8)
+    ax.grid(True, axis="x", which="both", alpha=0.3)
+    fig.tight_layout()
+    buf = io.StringIO()
+    with matplotlib.rc_context({"svg.hashsalt": "reportgen-compare-forest", "svg.fonttype": "none"}):
+        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
+    return re.sub(r"^.*?(?=<svg)", "", buf.getvalue(), count=1, flags=re.DOTALL)
+
+
+def render_compare_pdf(model: dict[str, Any], *, page_size: str = "A4", html: str | None = None) -> bytes:
+    """compare.html laid out as PDF, the comparison model attached as compare.json."""
+    from reportgen.render.pdf import PdfAttachment, html_to_pdf
+    from reportgen.results import dumps
+
+    stamps = sorted(str(i.get(k)) for i in model["inputs"] for k in ("started", "finished") if i.get(k))
+    label = "reportgen compare · " + " vs ".join(f"{i['label']} {i['run_id']}" for i in model["inputs"])
+    # Dates of the newest input, never the clock: the same inputs give the same bytes.
+    return html_to_pdf(html if html is not None else render_compare_html(model), margin_label=label, page_size=page_size,
+                       created=stamps[-1] if stamps else None, modified=stamps[-1] if stamps else None,
+                       attachments=[PdfAttachment("compare.json", dumps(model).encode("utf-8"),
+                                                  "reportgen comparison model")])
+
+
+def render_compare_markdown(model: dict[str, Any], *, limit: int = 65_000) -> str:
+    """The comparison as Markdown for a ticket, at most ``limit`` characters (rows capped, cuts announced)."""
+    for cap in (None, 200, 60, 20, 5, 0):
+        text = _compare_md(model, cap)
+        if len(text) <= limit:
+            return text
+    return text[: limit - 40].rsplit("\n", 1)[0] + "\n\n_(truncated; see compare.html)_\n"
+
+
+def _md_rows(items: list[Any], cap: int | None, row: Any, what: str, ncols: int) -> list[str]:
+    from reportgen.render.markdown import esc
+
+    shown = items if cap is None else items[:cap]
+    lines = [row(x) for x in shown]
+    if len(items) > len(shown):
+        lines.append("| " + " | ".join([f"_… {len(items) - len(shown)} more {esc(what)} in compare.html_"]
+                                       + [""] * (ncols - 1)) + " |")
+    return lines
+
+
+def _compare_md(model: dict[str, Any], cap: int | None) -> str:
+    from reportgen.render.markdown import code, esc, verdict_md
+
+    s, names = model["summary"], [i["label"] for i in model["inputs"]]
+    out = [f"## reportgen compare: {' vs '.join(code(i['run_id']) for i in model['inputs'])}", "",
+           "| | run | suite | status | machine |", "|---|---|---|---|---|"]
+    out += [f"| **{i['label']}** | {code(i['run_id'])} | {esc(i['suite'])} | {esc(i['status'])} | {esc(i['where'])} |"
+            for i in model["inputs"]]
+    out += ["", f"### Environment: {len(model['env_diff'])} field(s) differ", ""]
+    if model["env_diff"]:
+        out += ["| field | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+        out += _md_rows(model["env_diff"], cap, lambda d: f"| {code(d['key'], 80)} | "
+                        + " | ".join(esc(short(v, 60)) for v in d["values"]) + " |", "fields", len(names) + 1)
+    out += [""] + [f"- ⚠ {esc(w, 400)}" for w in model["warnings"][: cap if cap is not None else None]] + [""]
+    out += [f"### Verdict changes: {len(s['verdict_changes'])}", ""]
+    if s["verdict_changes"]:
+        out += ["| result | comparison | " + " → ".join(names) + " |", "|---|---|---|"]
+        out += _md_rows(s["verdict_changes"], cap, lambda v: f"| {esc(v['id'])} | {esc(v['name'])} | "
+                        + " → ".join(verdict_md(x) for x in v["verdict"]) + " |", "changes", 3)
+        out.append("")
+    for st in s["status_changes"][: cap if cap is not None else None]:
+        out.append(f"- {esc(st['id'])}: status " + " → ".join(esc(x) for x in st["status"]))
+    if s["claim_changes"]:
+        out += ["", f"### Claim changes: {len(s['claim_changes'])}", "", "| claim | " + " → ".join(names) + " |",
+                "|---|---|"]
+        out += _md_rows(s["claim_changes"], cap, lambda c: f"| {esc(c['text'])} ({code(c['id'], 60)}) | "
+                        + " → ".join(verdict_md(x) for x in c["verdict"]) + " |", "claims", 2)
+    opts = model["options"]
+    out += ["", f"### Timing: significant changes (p < {opts['alpha']:g}, at least {100 * opts['min_effect']:g} %)",
+            "", "; ".join(f"{n}/A: {c[FASTER]} faster, {c[SLOWER]} slower, {c[SAME]} no significant difference"
+                          for n, c in s["timing_counts"].items()) or "No timings.", ""]
+    if s["timing_moved"]:
+        out += ["| | vs | result | what · side | ratio [CI] p |", "|---|---|---|---|---|"]
+        out += _md_rows(s["timing_moved"], cap, lambda m: f"| **{m['verdict']}** | {m['vs']}/A | {esc(m['id'])} | "
+                        f"{esc(m['name'])} · {esc(m['label'])} | {esc(ratio_text(m))} |", "changes", 5)
+    out += ["", f"_{esc(opts['test'])}; {esc(opts['ci'])}. Made by `reportgen compare`; attach compare.html and "
+                "the runs' report.html files for everything else._", ""]
+    return "\n".join(out)

@@ -1,0 +1,247 @@
+"""Markdown summary of a run, for pasting into a bug ticket (GitHub issues cap a comment at 65,536 characters).
+
+Verdicts first, then claims, key numbers, and the environment folded into a ``<details>`` block. The summary is
+guaranteed to fit ``limit`` characters whatever the suite size: it is rendered at decreasing levels of detail
+(every comparison -> only the worst per result -> none), and if even the shortest form is too long, the per-result
+rows are capped with a line saying how many were left out. Every cut is announced in the text; report.html
+always has the rest.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Callable, Iterable
+
+from reportgen.render.html import fmt_duration, fmt_num, worst_verdict
+
+GITHUB_LIMIT = 65_000  # GitHub rejects comments/issue bodies over 65,536 characters; keep a margin
+_CELL_MAX = 240  # characters of free text (reasons, claim texts) in one table cell
+_BAD = {"out of bound", "does not hold", "error", "inconclusive"}
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|#<>~])")
+
+
+def esc(value: Any, limit: int = _CELL_MAX) -> str:
+    """Data as inert Markdown inside a table cell: one line, specials escaped, HTML impossible, length capped."""
+    text = " ".join(str(value).split())
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    text = text.replace("&", "&amp;")
+    return _MD_SPECIAL.sub(lambda m: "&lt;" if m.group(1) == "<" else "&gt;" if m.group(1) == ">" else "\\" + m.group(1),
+                           text)
+
+
+def code(value: Any, limit: int = 120) -> str:
+    """Data as a code span: backslash escapes do not work inside one, so only the backtick (cannot be escaped:
+    replaced) and the table-cell pipe (GFM splits cells before parsing code spans) need handling."""
+    text = " ".join(str(value).split())
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return "`" + text.replace("`", "'").replace("|", "\\|") + "`"
+
+
+def verdict_md(verdict: Any) -> str:
+    # Bad outcomes in bold so they stand out in a plain ticket; no colours or emoji (not every tracker has them).
+    text = esc(verdict)
+    return f"**{text}**" if verdict in _BAD else text
+
+
+def _table(header: list[str], rows: Iterable[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return lines
+
+
+def _capped(items: list[Any], cap: int | None) -> tuple[list[Any], int]:
+    if cap is None or len(items) <= cap:
+        return items, 0
+    return items[:cap], len(items) - cap
+
+
+# ------------------------------------------------------------------------------------------------ sections
+
+def _header(run: dict[str, Any]) -> list[str]:
+    env = run.get("environment", {})
+    cuda = env.get("cuda", {}) if isinstance(env.get("cuda"), dict) else {}
+    gpus = [d.get("name", "?") for d in cuda.get("devices", []) if isinstance(d, dict)]
+    where = [env.get("platform", {}).get("os", "unknown OS"), env.get("cpu", {}).get("model", "unknown CPU"),
+             f"torch {env.get('torch', {}).get('version', '?')}",
+             ", ".join(gpus) if gpus else f"no CUDA ({cuda.get('reason', 'unavailable')})",
+             f"{env.get('settings', {}).get('num_threads', '?')} CPU threads"]
+    return [f"## reportgen: suite {code(run['suite'].get('name', '?'))}, run {code(run.get('run_id', '?'))}", "",
+            f"Status **{esc(run.get('status', '?'))}** · reportgen {esc(run.get('tool_version', '?'))} · "
+            f"schema {esc(run.get('schema_version', '?'))} · started {esc(run.get('started'))} · "
+            f"finished {esc(run.get('finished') or '–')}  ",
+            " · ".join(esc(w) for w in where), ""]
+
+
+def _counts(values: Iterable[str]) -> str:
+    counts: dict[str, int] = {}
+    for v in values:
+        counts[v] = counts.get(v, 0) + 1
+    return ", ".join(f"{n} {v}" for v, n in sorted(counts.items())) or "none"
+
+
+def _verdicts(run: dict[str, Any], cap: int | None) -> list[str]:
+    cases = run.get("cases", [])
+    # Problems first when rows must be cut, so a cap never hides an error or an out-of-bound result.
+    def rank(c: dict[str, Any]) -> int:
+        worst = worst_verdict([x.get("verdict") for x in c.get("comparisons", [])])
+        return 0 if c.get("status") == "error" or worst == "out of bound" else 1 if c.get("status") != "ok" else 2
+    ordered = sorted(cases, key=rank) if cap is not None and len(cases) > cap else cases
+    shown, left = _capped(ordered, cap)
+    rows = []
+    for c in shown:
+        verdicts = [x.get("verdict") for x in c.get("comparisons", [])]
+        worst = worst_verdict(verdicts)
+        oob = sum(v == "out of bound" for v in verdicts)
+        rows.append([esc(c.get("id")), verdict_md(c.get("status")), verdict_md(worst) if worst else "–",
+                     f"{len(verdicts)} ({oob} out of bound)" if verdicts else "–", esc(c.get("reason") or "")])
+    lines = ["### Verdicts", "",
+             f"{len(cases)} results: {_counts(c.get('status', '?') for c in cases)}. Worst comparison verdict: "
+             f"{verdict_md(worst_verdict([x.get('verdict') for c in cases for x in c.get('comparisons', [])]) or '–')}.",
+             ""]
+    lines += _table(["result", "status", "worst verdict", "comparisons", "reason"], rows)
+    if left:
+        hidden = ordered[len(shown):]
+        lines += ["", f"_{left} more results not listed here ({_counts(c.get('status', '?') for c in hidden)}); "
+                      "see report.html._"]
+    return lines + [""]
+
+
+def _claims(run: dict[str, Any], cap: int | None) -> list[str]:
+    claims = run.get("claims") or []
+    if not claims:
+        return []
+    if cap is not None and len(claims) > cap:  # when rows must be cut, keep the claims that fail or waver
+        claims = sorted(claims, key=lambda cl: cl.get("verdict") not in _BAD)
+    shown, left = _capped(claims, cap)
+    rows = [[esc(cl.get("text")) + f" ({code(cl.get('id'), 80)}, {_source(cl.get('source'))})",
+             verdict_md(cl.get("verdict")), esc(cl.get("reason") or "")] for cl in shown]
+    lines = ["### Claims", "", f"{len(claims)} claims: {_counts(cl.get('verdict', '?') for cl in claims)}.", ""]
+    lines += _table(["claim", "verdict", "why"], rows)
+    if left:
+        lines += ["", f"_{left} more claims not listed here; see report.html._"]
+    return lines + [""]
+
+
+_URL = re.compile(r"https?://[A-Za-z0-9._~:/?#@!$&'()*+,;=%-]{1,300}")
+
+
+def _source(value: Any) -> str:
+    # A plain http(s) URL stays as is so the tracker links it (escaping its "_" would break the link); anything
+    # else is escaped text.
+    text = str(value or "")
+    return text if _URL.fullmatch(text) else esc(text, 160)
+
+
+def _comparison_rows(comps: list[dict[str, Any]]) -> list[list[str]]:
+    return [[esc(c.get("name")), verdict_md(c.get("verdict")), esc(fmt_num(c.get("max_abs"))),
+             esc(fmt_num(c.get("max_normalised"))), esc(fmt_num(c.get("max_ulp"))),
+             esc(fmt_num(100 * c["bitwise_equal_fraction"]) + " %"
+                 if isinstance(c.get("bitwise_equal_fraction"), (int, float)) else "–")] for c in comps]
+
+
+def _timing_rows(timings: list[dict[str, Any]]) -> list[list[str]]:
+    return [[esc(t.get("name")), esc(t.get("label")), esc(fmt_duration(t.get("median_s"))),
+             esc(fmt_num(t.get("iqr_over_median")) + (" (noisy)" if t.get("noisy") else "")),
+             esc(f"{t.get('runs', len(t.get('samples_s', [])))} × {t.get('number', '?')}"),
+             esc(t.get("num_threads", "?"))] for t in timings]
+
+
+def _key_numbers(run: dict[str, Any], level: int) -> list[str]:
+    """level 0: every comparison and timing; 1: the worst comparison of each result, no timings; 2: none."""
+    if level >= 2:
+        return ["### Key numbers", "", "_Left out to keep this summary short; see report.html._", ""]
+    lines = ["### Key numbers", "",
+             "max |Δ|/bound ≤ 1 means within the rounding-error bound any correct kernel satisfies.", ""]
+    for c in run.get("cases", []):
+        comps = [x for x in c.get("comparisons", []) if isinstance(x, dict)]
+        timings = [t for t in c.get("timings", []) if isinstance(t, dict)] if level == 0 else []
+        if level == 1 and comps:
+            comps = [max(comps, key=lambda x: (x.get("verdict") == "out of bound",
+                                               _as_float(x.get("max_normalised"))))]
+        if not comps and not timings:
+            continue
+        lines += [f"#### {esc(c.get('id'))}", ""]
+        if comps:
+            lines += _table(["comparison", "verdict", "max abs", "max abs/bound", "max ULP", "bitwise equal"],
+                            _comparison_rows(comps)) + [""]
+        if timings:
+            lines += _table(["timing", "side", "median", "IQR/median", "samples × calls", "threads"],
+                            _timing_rows(timings)) + [""]
+    if level == 1:
+        lines += ["_Only the worst comparison of each result is listed (and no timings) to keep this summary "
+                  "short; see report.html._", ""]
+    return lines
+
+
+def _as_float(v: Any) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return float("-inf")
+
+
+def _kv_lines(d: Any, prefix: str = "") -> list[tuple[str, str]]:
+    if not isinstance(d, dict):
+        return [(prefix or "value", str(d))]
+    out: list[tuple[str, str]] = []
+    for k, v in sorted(d.items()):  # sorted: the same text whether the dict came from a run or from results.json
+        key = f"{prefix}.{k}" if prefix else str(k)
+        if isinstance(v, dict):
+            out += _kv_lines(v, key)
+        elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+            for i, item in enumerate(v):
+                out += _kv_lines(item, f"{key}[{i}]")
+        else:
+            out.append((key, ", ".join(map(str, v)) if isinstance(v, list) else fmt_num(v)))
+    return out
+
+
+def _environment(run: dict[str, Any], level: int) -> list[str]:
+    env = run.get("environment", {})
+    sections = ["platform", "cpu", "memory", "torch", "cuda", "packages", "env_vars", "settings"]
+    if level >= 2:  # the essentials only
+        sections = ["platform", "torch", "cuda"]
+    rows = []
+    for s in sections:
+        for k, v in _kv_lines(env.get(s, {}), s):
+            if k == "torch.config":  # the multi-line build configuration: report.html has it
+                continue
+            rows.append([code(k, 80), esc(v, 160 if level else _CELL_MAX)])
+    return (["<details><summary>Environment</summary>", ""] + _table(["field", "value"], rows)
+            + ["", "</details>", ""])
+
+
+def _footer(run: dict[str, Any]) -> list[str]:
+    return ["---", f"_Summary by reportgen {esc(run.get('tool_version', '?'))} from results.json (schema "
+                   f"{esc(run.get('schema_version', '?'))}). **Attach report.html** for the rest: plots, every "
+                   "comparison and table, kernels, settings per case, raw timing samples; it embeds the complete "
+                   "results.json (`reportgen render report.html` re-renders it)._", ""]
+
+
+def _compose(run: dict[str, Any], level: int, cap: int | None) -> str:
+    parts: list[Callable[[], list[str]]] = [
+        lambda: _header(run), lambda: _verdicts(run, cap), lambda: _claims(run, cap),
+        lambda: _key_numbers(run, level), lambda: _environment(run, level), lambda: _footer(run)]
+    return "\n".join(line for part in parts for line in part())
+
+
+def render_markdown(data: dict[str, Any], *, limit: int = GITHUB_LIMIT) -> str:
+    """A results dict -> Markdown summary of at most ``limit`` characters (deterministic)."""
+    for level in (0, 1, 2):
+        text = _compose(data, level, None)
+        if len(text) <= limit:
+            return text
+    # Still too long: cap the per-result and per-claim rows; find the largest cap that fits (bisection).
+    lo, hi = 0, max(len(data.get("cases", [])), len(data.get("claims") or []))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if len(_compose(data, 2, mid)) <= limit:
+            lo = mid
+        else:
+            hi = mid - 1
+    text = _compose(data, 2, lo)
+    if len(text) > limit:  # header/environment alone too long: only possible with absurd limits
+        text = text[: limit - 40].rsplit("\n", 1)[0] + "\n\n_(truncated; see report.html)_\n"
+    return text

@@ -1,0 +1,127 @@
+"""report.html and compare.html opened in headless Chromium as a reader would; PDF pages turned into PNGs.
+
+Chromium checks: the page loads with no console message at all (the pages contain no script, so any message is
+a problem: a blocked resource, a parse error), and every plot is really drawn: a laid-out SVG of sensible size
+with drawn paths. The second check runs a probe script in a *copy* of the page (the real pages stay script-free)
+and reads its findings back from Chromium's --dump-dom output.
+"""
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from reportgen.render import compare as cmp
+from reportgen.render.files import load_input
+from reportgen.render.html import render_html
+
+FIXTURE = Path(__file__).parent / "fixtures" / "results_v1.json"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (Debian: apt-get install chromium)")
+
+_CAPTURE = """<script>
+window.__errors = [];
+window.addEventListener('error', e => window.__errors.push(String(e.message || e.type)));
+const __err = console.error.bind(console);
+console.error = (...a) => { window.__errors.push(a.join(' ')); __err(...a); };
+</script>"""
+_MEASURE = """<script>
+const svgs = Array.from(document.querySelectorAll('figure svg')).map(s => {
+  const r = s.getBoundingClientRect();
+  return {w: r.width, h: r.height, paths: s.querySelectorAll('path, line, polyline, use').length,
+          texts: s.querySelectorAll('text').length};
+});
+// Outermost elements sticking out of the window (their parent fits): what makes the page scroll sideways.
+const wide = Array.from(document.querySelectorAll('body *')).filter(e =>
+  e.getBoundingClientRect().right > window.innerWidth + 1 &&
+  e.parentElement.getBoundingClientRect().right <= window.innerWidth + 1).map(e => e.tagName + '.' + e.className);
+const out = document.createElement('pre');
+out.id = 'probe';
+out.textContent = JSON.stringify({errors: window.__errors, svgs: svgs, wide: wide});
+document.body.appendChild(out);
+</script>"""
+
+
+def _chromium(url: str, tmp: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp / 'profile'}",
+         "--enable-logging=stderr", "--v=0", "--window-size=1200,900", *extra, url],
+        capture_output=True, text=True, timeout=120, check=False)
+
+
+def _console_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+
+
+@pytest.fixture(scope="module")
+def pages(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("browser")
+    data = load_input(FIXTURE)
+    b = json.loads(json.dumps(data))
+    for t in b["cases"][0]["timings"]:
+        t["samples_s"] = [3 * s for s in t["samples_s"]]
+    report = tmp / "report.html"
+    report.write_text(render_html(data), encoding="utf-8")
+    compare = tmp / "compare.html"
+    compare.write_text(cmp.render_compare_html(cmp.compare_runs([data, b], ["a", "b"])), encoding="utf-8")
+    return tmp, {"report": (report, sum(len(c["plots"]) for c in data["cases"])), "compare": (compare, 1)}
+
+
+@pytest.mark.parametrize("name", ["report", "compare"])
+def test_page_loads_without_console_messages(pages, name):
+    tmp, files = pages
+    page, _ = files[name]
+    run = _chromium(page.as_uri(), tmp, "--dump-dom")
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "<h1>" in run.stdout  # the DOM came back
+    assert _console_lines(run.stderr) == []
+
+
+@pytest.mark.parametrize("name", ["report", "compare"])
+def test_plots_are_drawn_and_page_does_not_overflow(pages, name):
+    tmp, files = pages
+    page, n_plots = files[name]
+    probe = tmp / f"{name}-probe.html"
+    html = page.read_text(encoding="utf-8")
+    probe.write_text(html.replace("<head>", "<head>" + _CAPTURE, 1).replace("</body>", _MEASURE + "</body>", 1),
+                     encoding="utf-8")
+    run = _chromium(probe.as_uri(), tmp, "--dump-dom")
+    m = re.search(r'<pre id="probe">(.*?)</pre>', run.stdout, re.DOTALL)
+    assert m, run.stderr[-2000:]
+    found = json.loads(m.group(1).replace("&quot;", '"').replace("&amp;", "&").replace("&lt;", "<")
+                       .replace("&gt;", ">"))
+    assert found["errors"] == [] and _console_lines(run.stderr) == []
+    assert len(found["svgs"]) == n_plots >= 1
+    for svg in found["svgs"]:
+        assert svg["w"] > 200 and svg["h"] > 100 and svg["paths"] >= 5 and svg["texts"] >= 2, svg
+    assert found["wide"] == []  # nothing wider than the window: no sideways scrolling
+
+
+def test_screenshot_is_not_blank(pages):
+    pil = pytest.importorskip("PIL.Image", reason="Pillow not installed: cannot inspect the screenshot")
+    tmp, files = pages
+    png = tmp / "compare.png"
+    run = _chromium(files["compare"][0].as_uri(), tmp, f"--screenshot={png}", "--hide-scrollbars")
+    assert png.exists(), run.stderr[-2000:]
+    img = pil.open(png).convert("L")
+    dark = sum(img.histogram()[:128])  # pixels darker than mid-grey
+    assert dark > 0.005 * img.width * img.height  # text and plot lines, not an empty page
+
+
+def test_pdf_pages_turn_into_pngs(pages):
+    if not shutil.which("pdftoppm"):
+        pytest.skip("poppler-utils (pdftoppm) not installed")
+    try:
+        from reportgen.render.pdf import render_pdf
+        pdf = render_pdf(load_input(FIXTURE))
+    except Exception as exc:  # UsageError when WeasyPrint is missing
+        pytest.skip(f"no PDF output here: {exc}")
+    tmp, _ = pages
+    (tmp / "r.pdf").write_bytes(pdf)
+    subprocess.run(["pdftoppm", "-png", "-r", "40", str(tmp / "r.pdf"), str(tmp / "page")], check=True)
+    pngs = sorted(tmp.glob("page-*.png"))
+    assert len(pngs) >= 2 and all(p.stat().st_size > 2000 for p in pngs)
