@@ -93,6 +93,7 @@ def test_thread_check_compares_another_thread_count(cpu_ctx):
     torch.set_num_threads(1)
     try:
         out = run(cpu_ctx, seeds=3, steps=0)
+        pinned = torch.get_num_threads()
     finally:
         torch.set_num_threads(before)
     assert out.facts["threads.used"] == 1
@@ -100,6 +101,49 @@ def test_thread_check_compares_another_thread_count(cpu_ctx):
         assert out.facts["threads.compared"] > 1
         assert 0.0 <= out.facts["threads.conv1d_equal_fraction"] <= 1.0
     assert not any(k.startswith("drift") for k in out.facts)  # steps=0: no drift runs
+    # Pinned to one thread, the default CPU cells hold no other thread count; the case adds it (and runs the kernel
+    # capture under it), since the thread count is what changes Conv1d's forward here.
+    other = out.facts["threads.compared"] if out.facts["threads.checked"] else None
+    if other is not None:
+        k, d = out.extra["kernels"], out.extra["determinism"]
+        assert f"threads={other}" in d["matrix"] and "error" not in d["matrix"][f"threads={other}"]
+        assert d["matrix"][f"threads={other}"]["settings"]["num_threads"] == other
+        assert d["matrix"]["baseline"]["settings"]["num_threads"] == 1
+        assert d["controls"]["threads"]["threads"] == [1, other]  # the control compares 1 with all cores too
+        assert {f"Linear, {other} threads", f"Conv1d, {other} threads"} <= set(k["sides"])
+        assert out.facts["threads.forward.checked"] is True
+        for key, label in (("linear", "Linear"), ("conv1d", "Conv1d")):
+            cell = d["matrix"][f"threads={other}"]["sides"][label]
+            assert out.facts[f"threads.forward.{key}_equal"] == cell["bitwise_equal"]
+            changed = k["sides"][label]["impl"] != k["sides"][f"{label}, {other} threads"]["impl"]
+            assert out.facts[f"threads.forward.{key}_impl_changes"] == changed
+    assert pinned == 1  # every cell, side and control restored the pinned count
+
+
+def test_kernels_and_determinism_sections(out32):
+    """Both forwards' implementations are named per side, and each side's reproducibility is measured, on CPU."""
+    k, d, f = out32.extra["kernels"], out32.extra["determinism"], out32.facts
+    assert {"Linear", "Conv1d"} <= set(k["sides"]) and len(k["summary"]) == len(k["sides"])
+    for label, line in zip(k["sides"], k["summary"]):
+        assert line.startswith(label + " -> ") and "error" not in k["sides"][label]
+        assert f[f"kernels.{label.lower().replace(', ', '_').replace(' ', '_')}.impl"] == k["sides"][label]["impl"]
+        assert k["sides"][label]["impl"] != "unknown"
+    # The chain's root is the module's op; its deepest op is picked by self time, which is noise at this size.
+    assert k["sides"]["Linear"]["profile"]["chain"][0] == "aten::linear"
+    assert k["sides"]["Conv1d"]["profile"]["chain"][0] == "aten::conv1d"
+    if k["sides"]["Linear"].get("mkl"):  # MKL builds: the library's own account says a GEMM did Linear's work
+        assert k["sides"]["Linear"]["mkl"]["main"]["function"].endswith("GEMM")
+    for key in ("linear", "conv1d"):
+        consistent = f[f"determinism.{key}.self_consistent"]
+        assert consistent == (f[f"determinism.{key}.distinct_outputs"] == 1) and consistent is True
+    assert d["repeats"] == 3 and {"baseline", "deterministic algorithms", "oneDNN off"} <= set(d["matrix"])
+    pair = d["matrix"]["baseline"]["pairs"]["Linear vs Conv1d"]
+    assert f["determinism.linear_vs_conv1d.baseline.bitwise_equal"] == pair["bitwise_equal"]
+    # Both forwards are within their gamma_(C+1) bound of the exact value, so within the summed bound of each other.
+    assert f["determinism.linear_vs_conv1d.baseline.max_normalised"] <= 1.0
+    if torch.get_num_threads() > 1:  # the default cells already compare 1 thread with all of them
+        assert "threads=1" in d["matrix"] and f["threads.forward.checked"] is True
+    json.dumps(sanitize(out32.extra), allow_nan=False)
 
 
 def _trace(rel: np.ndarray) -> _Trace:

@@ -86,6 +86,27 @@ def test_timing_facts_and_json(out):
                allow_nan=False)
 
 
+def test_kernels_and_determinism_sections(out):
+    """Each formulation's forward implementation is named, and each side's reproducibility is measured, on CPU."""
+    k, d, f = out.extra["kernels"], out.extra["determinism"], out.facts
+    sides = {"(a) expand": "a_expand", "(b) repeated": "b_repeated", "(c) loop": "c_loop"}
+    assert list(k["sides"]) == list(sides) and len(k["summary"]) == 3
+    for (label, key), line in zip(sides.items(), k["summary"]):
+        assert line.startswith(label + " -> ") and "error" not in k["sides"][label]
+        # Summed over calls a convolution op dominates (a single cat/slice event can top the chain's pick for (c)).
+        assert any("conv" in op["name"] for op in k["sides"][label]["profile"]["ops"])
+        assert f[f"kernels.{key}.impl"] == k["sides"][label]["impl"] != "unknown"
+        consistent = f[f"determinism.{key}.self_consistent"]
+        assert consistent == (f[f"determinism.{key}.distinct_outputs"] == 1) and consistent is True
+    assert d["repeats"] == 3 and {"baseline", "deterministic algorithms", "oneDNN off"} <= set(d["matrix"])
+    # The matrix's baseline pairs and the case's own forward comparisons (same input, same kernel) agree.
+    for pair, case_key in (("a_expand_vs_b_repeated", "shared_vs_repeated"), ("a_expand_vs_c_loop", "shared_vs_loop")):
+        fact = f"determinism.{pair}.baseline"
+        assert f[f"{fact}.bitwise_equal"] == (f[f"fwd.{case_key}.bitwise_equal_fraction"] == 1.0)
+        assert f[f"{fact}.max_normalised"] <= 1.0  # each side within gamma_9 conv(|x|, |w|) of the exact value
+    json.dumps(sanitize(out.extra), allow_nan=False)
+
+
 def test_timing_disabled_and_no_training(cpu_ctx):
     info = get("shared_kernel_conv")
     res = info.run(cpu_ctx({**info.defaults, **TINY, "train_steps": 0}, timing_enabled=False))

@@ -31,7 +31,8 @@ import torch
 from torch import nn
 
 from reportgen.cases import CaseContext, CaseOutput, register
-from reportgen.measure.numerics import log10_abs_histogram, unit_roundoff
+from reportgen.measure.numerics import log10_abs_histogram, matmul_bound, unit_roundoff
+from reportgen.measure.settings import applied_settings
 
 DEFAULTS: dict[str, Any] = {
     "seeds": 1000,
@@ -365,6 +366,94 @@ def _drift_facts(tr: _Trace, trend: str, growth: float | None, u: float) -> dict
     }
 
 
+# ----------------------------------------------------------------------------------------------- why
+
+def _other_threads() -> int:
+    """The thread count to compare with: 1, or all cores when the case runs on 1 (as the thread check does)."""
+    threads = torch.get_num_threads()
+    return 1 if threads > 1 else (os.cpu_count() or 1)
+
+
+def _why(ctx: CaseContext, out: CaseOutput) -> None:
+    """Which kernel each model's forward ran, and whether its bits are reproducible (kernels + determinism).
+
+    Sides are the two forwards on the published input of seed 0 (input, then parameters, from one generator): the
+    one-step and drift differences start there, since one Adam step at lr=0.5 moves each parameter by about
+    lr*sign(grad) and only the gradient's rounding (which comes from the forward's and backward's kernels) can
+    differ. Forward outputs have a rigorous bound, the stepped parameters do not.
+    """
+    from reportgen.measure.determinism import cpu_cells, determinism_section, threads_control
+    from reportgen.measure.kernels import kernel_section
+
+    p, dev, dtype = ctx.params, ctx.device, ctx.dtype
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand((p["batch"], p["in_channels"], p["length"]), generator=gen).to(dev, dtype)
+    t = _trio(dict(p), dtype, dev)
+    t.load(*(v.to(dev) for v in _draw_params(p, gen)))
+    sides = {"Linear": lambda: t.lin(x.transpose(1, 2)).transpose(1, 2), "Conv1d": lambda: t.conv(x)}
+    # Linear's (N, L, C) @ (C, O) + b bound, laid out as the (N, O, L) outputs; Conv1d(k=1) computes the same sums.
+    bound = ctx.bound_factor * matmul_bound(x.transpose(1, 2), t.lin.weight.detach().t(), dtype,
+                                            bias=t.lin.bias.detach()).transpose(1, 2)
+    cells, other, kernel_sides = None, _other_threads(), dict(sides)
+    if dev.type == "cpu" and other != torch.get_num_threads():
+        # The suite may pin one thread (num_threads: 1): the default CPU cells then hold no other thread count, but
+        # the thread count is what changes Conv1d's bits here, so the matrix always gets the other count too.
+        cells = cpu_cells()
+        cells.setdefault(f"threads={other}", {"num_threads": other})
+        # ATen picks the CPU convolution backend partly by thread count, so the kernel capture runs each side under
+        # the other count as well: a changed implementation, not only a changed split, can explain changed bits.
+        for label, fn in sides.items():
+            kernel_sides[_threads_label(label, other)] = _with_threads(fn, other)
+    with torch.no_grad():
+        ctx.progress("kernel capture")
+        out.extra["kernels"] = kernel_section(kernel_sides, dev, calls=3)
+        ctx.progress("determinism matrix")
+        det = determinism_section(sides, dev, bound=bound, repeats=3, cells=cells)
+    if dev.type == "cpu" and torch.get_num_threads() == 1 < other:
+        # The control compares 1 thread with the current count, which is 1 under the suite's pin: run it with the
+        # other count so it compares 1 with all cores, as the matrix cell does.
+        with applied_settings(num_threads=other):
+            det["controls"]["threads"] = threads_control()
+        det["facts"]["determinism.control.threads_change_bits"] = not det["controls"]["threads"]["bitwise_equal"]
+    out.extra["determinism"] = det
+    out.facts.update(out.extra["kernels"]["facts"])
+    out.facts.update(det["facts"])
+    _why_thread_facts(out, det, out.extra["kernels"], dev, other)
+    out.note(f"Kernels and determinism: Linear({p['in_channels']}, {p['out_channels']}) and "
+             f"Conv1d({p['in_channels']}, {p['out_channels']}, 1) forwards on the published "
+             f"({p['batch']}, {p['in_channels']}, {p['length']}) input of seed 0, differences in units of "
+             "gamma_(C+1)(|x|·|w|+|b|) per side. The kernel lines under another thread count and the matrix's "
+             "thread-count cells show whose forward implementation and bits depend on the number of intra-op "
+             "threads; the thread-count table shows how much of that survives one Adam step.")
+
+
+def _threads_label(label: str, threads: int) -> str:
+    return f"{label}, {threads} thread{'s' if threads != 1 else ''}"
+
+
+def _with_threads(fn: Callable[[], torch.Tensor], threads: int) -> Callable[[], torch.Tensor]:
+    def run() -> torch.Tensor:
+        with applied_settings(num_threads=threads):
+            return fn()
+    return run
+
+
+def _why_thread_facts(out: CaseOutput, det: dict[str, Any], kernels: dict[str, Any], dev: torch.device,
+                      other: int) -> None:
+    """Thread-count facts under fixed names (the matrix cell's and the sides' names carry this machine's count)."""
+    cell = det["matrix"].get(f"threads={other}", {})
+    checked = dev.type == "cpu" and other != torch.get_num_threads() and "error" not in cell
+    out.fact("threads.forward.checked", checked)
+    if not checked:
+        return
+    for label in ("Linear", "Conv1d"):
+        key = label.lower()
+        out.fact(f"threads.forward.{key}_equal", cell["sides"].get(label, {}).get("bitwise_equal"))
+        impls = (kernels["sides"].get(label, {}).get("impl", "unknown"),
+                 kernels["sides"].get(_threads_label(label, other), {}).get("impl", "unknown"))
+        out.fact(f"threads.forward.{key}_impl_changes", None if "unknown" in impls else impls[0] != impls[1])
+
+
 @register("optimizer_drift", "Conv1d(3, 2, 1) vs Linear(3, 2) from identical parameters under Adam/SGD: one Adam "
           "step over many seeds (the published protocol), then drift over many steps against a float64 copy.",
           defaults=DEFAULTS)
@@ -372,6 +461,7 @@ def run(ctx: CaseContext) -> CaseOutput:
     out = CaseOutput()
     ctx.progress(f"one Adam step x {ctx.params['seeds']} seeds")
     _one_step(ctx, out)
+    _why(ctx, out)
     if ctx.params["steps"] > 0:
         _drift(ctx, out)
     out.note(f"Optimizers: torch.optim defaults on {ctx.device} (implementation chosen by torch: single-tensor "

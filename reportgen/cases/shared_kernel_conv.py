@@ -137,6 +137,39 @@ def _sides_vs_reference(out: CaseOutput, sides: dict[str, tuple[torch.Tensor, to
             _fact_comparison(out, f"{part}.{a}_vs_{b}", c, part)
 
 
+# ----------------------------------------------------------------------------------------------- why
+
+_WHY_LABELS = {"shared": "(a) expand", "repeated": "(b) repeated", "loop": "(c) loop"}
+
+
+def _why(ctx: CaseContext, out: CaseOutput) -> None:
+    """Which implementation each formulation's forward ran, and whether each is reproducible (kernels + determinism).
+
+    Sides are the three forwards on the case's input, the outputs whose bound the case already checks: the expanded
+    weight is a stride-0 view, so (a) and (b) may reach the grouped (depthwise) kernel through different layout
+    handling, and (c) runs C single-channel convolutions, a different kernel and problem shape altogether.
+    """
+    from reportgen.measure.determinism import determinism_section
+    from reportgen.measure.kernels import kernel_section
+
+    x, w, _ = _inputs(ctx)
+    w_rep = w.repeat(x.shape[1], 1, 1, 1)
+    fns = {"shared": lambda: _shared(x, w), "repeated": lambda: _repeated(x, w_rep), "loop": lambda: _loop(x, w)}
+    sides = {_WHY_LABELS[name]: fn for name, fn in fns.items()}
+    # The forward bound of the equivalence check: gamma_9 * conv(|x|, |w|), the same for every formulation.
+    bound = ctx.bound_factor * gamma(9, ctx.dtype) * _shared(x.double().abs(), w.double().abs())
+    with torch.no_grad():
+        ctx.progress("kernel capture")
+        out.extra["kernels"] = kernel_section(sides, ctx.device, calls=3)
+        ctx.progress("determinism matrix")
+        out.extra["determinism"] = determinism_section(sides, ctx.device, bound=bound, repeats=3)
+    out.facts.update(out.extra["kernels"]["facts"])
+    out.facts.update(out.extra["determinism"]["facts"])
+    out.note(f"Kernels and determinism: the forward of (a) {_SIDES['shared']}, (b) {_SIDES['repeated']} and "
+             f"(c) {_SIDES['loop']} on the case's ({', '.join(map(str, x.shape))}) input; differences in units of "
+             "γ_9·conv(|x|, |w|) per side (summed over the two sides for a pair).")
+
+
 # ----------------------------------------------------------------------------------------------- training
 
 class _Trainer:
@@ -290,6 +323,7 @@ def run(ctx: CaseContext) -> CaseOutput:
     out = CaseOutput()
     ctx.progress("forward and gradients vs float64")
     _equivalence(ctx, out)
+    _why(ctx, out)
     if ctx.params["train_steps"] > 0:
         _training(ctx, out)
     if ctx.timing_enabled:
