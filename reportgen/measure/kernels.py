@@ -615,7 +615,8 @@ _OP_LIBRARIES = (("nnpack", "NNPACK"), ("mkldnn", "oneDNN"), ("onednn", "oneDNN"
 _GLUE = {"aten::view", "aten::t", "aten::transpose", "aten::as_strided", "aten::unsqueeze", "aten::squeeze",
          "aten::empty", "aten::expand", "aten::resize_", "aten::as_strided_", "aten::resolve_conj", "aten::reshape",
          "aten::copy_", "aten::contiguous", "aten::clone", "aten::fill_", "aten::zero_", "aten::empty_strided",
-         "aten::empty_like", "aten::permute", "aten::_to_copy", "aten::to"}
+         "aten::empty_like", "aten::permute", "aten::_to_copy", "aten::to", "aten::_unsafe_view",
+         "aten::_reshape_alias"}
 
 
 def _compute_op(chain: list[str]) -> str:
