@@ -18,6 +18,7 @@ every cell records the settings it ran under.
 from __future__ import annotations
 
 import itertools
+import os
 import re
 from typing import Any, Callable
 
@@ -188,7 +189,8 @@ def threads_control(n: int = 1 << 20) -> dict[str, Any]:
     """A float32 sum with 1 thread vs all threads: a parallel reduction's order depends on the thread count."""
     gen = torch.Generator().manual_seed(4321)
     x = torch.randn(n, generator=gen)
-    threads = torch.get_num_threads()
+    # All cores, not the current count: a case pinned to 1 thread (suite settings) still gets a comparison.
+    threads = max(torch.get_num_threads(), os.cpu_count() or 1)
     with applied_settings(num_threads=1):
         one = x.sum()
     with applied_settings(num_threads=threads):
