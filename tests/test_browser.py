@@ -125,3 +125,11 @@ def test_pdf_pages_turn_into_pngs(pages):
     subprocess.run(["pdftoppm", "-png", "-r", "40", str(tmp / "r.pdf"), str(tmp / "page")], check=True)
     pngs = sorted(tmp.glob("page-*.png"))
     assert len(pngs) >= 2 and all(p.stat().st_size > 2000 for p in pngs)
+    pil = pytest.importorskip("PIL.Image", reason="Pillow not installed: cannot inspect the pages")
+    for png in pngs:
+        # Nothing may be drawn in the right page margin (13 mm of 210 mm; the running header and page number
+        # live in the top and bottom margins, left out here): a table wider than the page would be.
+        img = pil.open(png).convert("L")
+        margin_x, margin_y = round(img.width * 13 / 210), round(img.height * 16 / 297)
+        strip = img.crop((img.width - margin_x + 2, margin_y + 2, img.width - 1, img.height - margin_y - 2))
+        assert sum(strip.histogram()[:200]) == 0, f"{png.name}: something runs into the right margin"

@@ -169,7 +169,7 @@ def test_terminal_summary_fits_one_screen_in_order(base):
     order = [next(i for i, line in enumerate(lines) if line.startswith(h))
              for h in ("Environment", "Warnings", "Verdict changes", "Timing")]
     assert order == sorted(order)
-    assert "more in the report" in text and "torch.version" in text
+    assert "more fields in the report" in text and "torch.version" in text
 
 
 def test_compare_markdown_has_the_changes_and_respects_the_limit(base):

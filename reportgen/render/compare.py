@@ -233,7 +233,8 @@ def _case_row(cid: str, runs: list[dict[str, Any]], names: list[str], alpha: flo
             "reason": [(c.get("reason") or "") if c else "" for c in cases],
             "worst": [worst_verdict([x.get("verdict") for x in c.get("comparisons", [])]) if c else None
                       for c in cases],
-            "status_changed": len(set(status)) > 1,
+            # A result missing from some run is reported as such ("not in every input"), not as a status change.
+            "status_changed": len({st for st in status if st != "absent"}) > 1,
             "params_differ": any(p != params[0] for p in params[1:]),
             "comparisons": _comparisons(cases),
             "facts": _facts(cases) if ok_everywhere else [],
@@ -252,7 +253,7 @@ def _claims(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         first = next(cl for cl in per if cl)
         rows.append({"case": case, "id": cid, "text": first.get("text", ""), "source": first.get("source", ""),
                      "verdict": verdicts, "reason": [cl.get("reason", "") if cl else "" for cl in per],
-                     "changed": len(set(verdicts)) > 1})
+                     "changed": len({v for v in verdicts if v != "absent"}) > 1})
     return rows
 
 
@@ -380,56 +381,77 @@ def ratio_text(ch: dict[str, Any], digits: int = 3) -> str:
     if ch.get("ratio") is None:
         return ch.get("detail") or "–"
     ci, p = ch.get("ci"), ch.get("p")
-    return (f"×{ch['ratio']:.{digits}g}" + (f" [{ci[0]:.{digits}g}, {ci[1]:.{digits}g}]" if ci else "")
+    return (f"×{_g(ch['ratio'], digits)}" + (f" [{_g(ci[0], digits)}, {_g(ci[1], digits)}]" if ci else "")
             + (f" p={p:.2g}" if p is not None else ""))
 
 
-def _cap(lines: list[str], items: list[Any], cap: int, render: Any, more: str) -> None:
-    for it in items[:cap]:
-        lines.append(render(it))
-    if len(items) > cap:
-        lines.append(f"  … {len(items) - cap} more {more}")
+def _g(x: float, digits: int) -> str:
+    # "200", not "2e+02": ratios are read by people; exponents only for really large or small values.
+    return f"{x:.0f}" if 10 ** digits <= abs(x) < 1e6 else f"{x:.{digits}g}"
+
+
+SCREEN_LINES = 40
 
 
 def terminal_summary(model: dict[str, Any], *, report: str | None = None, width: int = 100) -> str:
-    """One screen (≤ ~40 lines): inputs, environment differences, verdict changes, significant timing changes."""
+    """One screen (at most SCREEN_LINES lines of at most ``width``): the inputs, then environment differences,
+    warnings, results that changed status, verdict and claim changes, significant timing changes. When it would
+    not fit, the longest lists are shortened (each says how many more the report has)."""
     s, names = model["summary"], [i["label"] for i in model["inputs"]]
-    lines = [f"{i['label']}: {short(i['run_id'], 40)} ({i['suite']}, {i['status']}) {short(i['where'], 56)}"
-             for i in model["inputs"]]
+    opts, many = model["options"], len(names) > 2
     keyw = min(40, max([len(d["key"]) for d in model["env_diff"]] + [10]))
-    lines.append(f"Environment: {len(model['env_diff'])} field(s) differ"
-                 + (f" (+{len(model['env_state'])} machine-state fields)" if model["env_state"] else ""))
-    _cap(lines, model["env_diff"], 8,
-         lambda d: f"  {short(d['key'], keyw):<{keyw}}  " + " | ".join(short(v, 24) for v in d["values"]),
-         "in the report")
-    if model["warnings"]:
-        lines.append("Warnings:")
-        _cap(lines, model["warnings"], 4, lambda w: "  ! " + short(w, 2 * width - 12), "warnings in the report")
-    if s["only_in_some"] or s["status_changes"]:
-        lines.append(f"Results: {len(s['only_in_some'])} not in every input, {len(s['status_changes'])} changed status")
-        _cap(lines, s["status_changes"], 4, lambda c: f"  {short(c['id'], 44):<44} " + " → ".join(c["status"]),
-             "in the report")
-    lines.append(f"Verdict changes: {len(s['verdict_changes'])}" + ("" if s["verdict_changes"] else " (none)"))
-    _cap(lines, s["verdict_changes"], 6,
-         lambda v: f"  {short(v['id'], 34)} {short(v['name'], 30)}: " + " → ".join(str(x) for x in v["verdict"]),
-         "in the report")
-    if s["claim_changes"]:
-        lines.append(f"Claim changes: {len(s['claim_changes'])}")
-        _cap(lines, s["claim_changes"], 4,
-             lambda c: f"  {short(c['case'] + ': ' + c['id'], 50)}: " + " → ".join(c["verdict"]), "in the report")
-    opts = model["options"]
+    idw = min(30, max([len(m["id"]) for m in s["timing_moved"]] + [4]))
     counts = "; ".join(f"{n}/A {c[FASTER]} faster, {c[SLOWER]} slower, {c[SAME]} no significant difference"
-                       + (f", {c['missing']} missing" if c["missing"] else "") for n, c in s["timing_counts"].items())
-    lines.append(f"Timing (p < {opts['alpha']:g}, ≥ {100 * opts['min_effect']:g} %): {counts or 'no timings'}")
-    many = len(names) > 2
-    idw = min(34, max([len(m["id"]) for m in s["timing_moved"]] + [4]))
-    _cap(lines, s["timing_moved"], 10,
-         lambda m: f"  {m['verdict']:<6} {m['vs'] + '/A ' if many else ''}{short(m['id'], idw):<{idw}} "
-                   f"{short(m['name'] + ' · ' + m['label'], 28):<28} {ratio_text(m, 2)}",
-         "significant changes in the report")
-    if report:
-        lines.append(f"Report: {report}")
-    return "\n".join(_wrap(line, width) for line in lines) + "\n"
+                       + (f", {c['missing']} not timed" if c["missing"] else "") for n, c in s["timing_counts"].items())
+    presence = {c["id"]: c["present"] for c in model["cases"]}
+    # (heading, rendered items, what the "... N more" line calls them); a heading of None: no section at all
+    sections = [
+        (f"Environment: {len(model['env_diff'])} field(s) differ"
+         + (f" (+{len(model['env_state'])} machine-state fields)" if model["env_state"] else ""),
+         [f"  {short(d['key'], keyw):<{keyw}}  " + " | ".join(short(v, 24) for v in d["values"])
+          for d in model["env_diff"]], "fields"),
+        ("Warnings:" if model["warnings"] else None, ["  ! " + w for w in model["warnings"]], "warnings"),
+        (f"Results: {len(s['only_in_some'])} not in every input, {len(s['status_changes'])} changed status"
+         if s["only_in_some"] or s["status_changes"] else None,
+         [f"  {short(c['id'], 44):<44} " + " → ".join(c["status"]) for c in s["status_changes"]]
+         + [f"  {short(cid, 44):<44} only in " + ", ".join(n for n, p in zip(names, presence[cid]) if p)
+            for cid in s["only_in_some"]], "results"),
+        (f"Verdict changes: {len(s['verdict_changes'])}" + ("" if s["verdict_changes"] else " (none)"),
+         [f"  {short(v['id'], 34)} {short(v['name'], 30)}: " + " → ".join(str(x) for x in v["verdict"])
+          for v in s["verdict_changes"]], "verdict changes"),
+        (f"Claim changes: {len(s['claim_changes'])}" if s["claim_changes"] else None,
+         [f"  {short(c['case'] + ': ' + c['id'], 50)}: " + " → ".join(c["verdict"]) for c in s["claim_changes"]],
+         "claim changes"),
+        (f"Timing (p < {opts['alpha']:g}, ≥ {100 * opts['min_effect']:g} %): {counts or 'no timings'}",
+         [f"  {m['verdict']:<6} {m['vs'] + '/A ' if many else ''}{short(m['id'], idw):<{idw}} "
+          f"{short(m['name'] + ' · ' + m['label'], 24):<24} {ratio_text(m, 2)}" for m in s["timing_moved"]],
+         "significant timing changes"),
+    ]
+    head = [f"{i['label']}: {short(i['run_id'], 40)} ({i['suite']}, {i['status']}) {short(i['where'], 56)}"
+            for i in model["inputs"]] + ([f"Report: {report}"] if report else [])
+    lines = _fit([(h, [_wrap(x, width) for x in items], more) for h, items, more in sections if h is not None],
+                 SCREEN_LINES - len(head), width)
+    return "\n".join(_wrap(line, width) for line in head[:len(names)] + lines + head[len(names):]) + "\n"
+
+
+def _fit(sections: list[tuple[str, list[str], str]], budget: int, width: int) -> list[str]:
+    """Headings and items, the longest item lists cut (with a "… N more" line) until they fit ``budget`` lines."""
+    keep = [len(items) for _, items, _ in sections]
+
+    def render() -> list[str]:
+        out = []
+        for (heading, items, more), k in zip(sections, keep):
+            out += [_wrap(heading, width)] + items[:k]
+            if k < len(items):
+                out.append(f"  … {len(items) - k} more {more} in the report")
+        return [piece for line in out for piece in line.split("\n")]
+
+    lines = render()
+    while len(lines) > budget and any(keep):
+        longest = max(range(len(keep)), key=lambda i: keep[i])
+        keep[longest] -= 1
+        lines = render()
+    return lines
 
 
 def _wrap(line: str, width: int) -> str:
