@@ -36,8 +36,10 @@ def _num(v: Any) -> float:
 def _line(ax: Any, plot: dict[str, Any]) -> None:
     log_y = plot.get("yscale") == "log"
     for s in plot["series"]:
-        style = _STYLE.get(s.get("style", ""), {"marker": "o", "markersize": 3})
         ys = [_num(v) for v in s["y"]]
+        # Markers only on short series: on long ones they add one SVG node per point (the PDF engine draws each)
+        # and hide the line anyway.
+        style = _STYLE.get(s.get("style", ""), {"marker": "o", "markersize": 3} if len(ys) <= 40 else {})
         label = _text(s["label"])
         if log_y and any(y <= 0 for y in ys):
             # A log axis cannot show 0 (bitwise equal): leave a gap and say so instead of a line to -inf.
