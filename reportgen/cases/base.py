@@ -89,3 +89,21 @@ class CaseOutput:
 
     def note(self, text: str) -> None:
         self.notes.append(text)
+
+    def explain(self, ctx: CaseContext, sides: dict[str, Callable[[], torch.Tensor]], bound: Any, *,
+                calls: int = 3, repeats: int = 3, cudnn_scripts: dict[str, str] | None = None) -> None:
+        """Why the sides differ and whether each reproduces itself: the kernels and determinism sections + facts.
+
+        ``sides`` maps a label to a callable running that side's forward; ``bound`` is one side's elementwise
+        float64 error bound (pairs are judged against the sum of both sides').
+        """
+        from reportgen.measure.determinism import determinism_section
+        from reportgen.measure.kernels import kernel_section
+
+        with torch.no_grad():
+            ctx.progress("kernel capture")
+            self.extra["kernels"] = kernel_section(sides, ctx.device, calls=calls, cudnn_scripts=cudnn_scripts)
+            ctx.progress("determinism matrix")
+            self.extra["determinism"] = determinism_section(sides, ctx.device, bound=bound, repeats=repeats)
+        self.facts.update(self.extra["kernels"]["facts"])
+        self.facts.update(self.extra["determinism"]["facts"])

@@ -489,21 +489,13 @@ def _why(ctx: CaseContext, out: CaseOutput, c_in: int, c_out: int, kernel: int, 
     padding-mode comparison where the two routes can reach different code (zeros padding is passed to the
     convolution itself; the other modes pad explicitly inside Conv1d, the same route as F.pad).
     """
-    from reportgen.measure.determinism import determinism_section
-    from reportgen.measure.kernels import kernel_section
-
     conv = _seeded_conv(ctx, 11, c_in, c_out, kernel, padding=p, padding_mode="zeros")
     x = ctx.randn(1, c_in, length, gen=ctx.generator(10))
     sides = {"Conv1d(padding)": lambda: conv(x),
              "F.pad + Conv1d": lambda: F.conv1d(F.pad(x, (p, p)), conv.weight, conv.bias)}
     with torch.no_grad():
         bound = ctx.bound_factor * _conv_bound(F.pad(x, (p, p)), conv.weight, conv.bias, ctx.dtype)
-        ctx.progress("kernel capture")
-        out.extra["kernels"] = kernel_section(sides, ctx.device, calls=3)
-        ctx.progress("determinism matrix")
-        out.extra["determinism"] = determinism_section(sides, ctx.device, bound=bound, repeats=3)
-    out.facts.update(out.extra["kernels"]["facts"])
-    out.facts.update(out.extra["determinism"]["facts"])
+    out.explain(ctx, sides, bound)
     out.note(f"Kernels and determinism: Conv1d({c_in}, {c_out}, {kernel}, padding={p}) (zeros) against "
              f"F.pad(x, ({p}, {p})) + Conv1d(padding=0) on (1, {c_in}, {length}); differences in units of "
              "gamma_(n+1)(|x_pad|*|w|+|b|) per side.")

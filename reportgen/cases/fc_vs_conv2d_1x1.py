@@ -373,9 +373,6 @@ def _why(ctx: CaseContext, out: CaseOutput, v: Variant, x: torch.Tensor, dims: l
     bound is the logits' propagated rounding bound from :func:`reference_with_bounds`, the same for both sides
     since it depends only on the rounded inputs and parameters.
     """
-    from reportgen.measure.determinism import determinism_section
-    from reportgen.measure.kernels import kernel_section
-
     factory = _ACTIVATIONS[v.activation][0]
     lin = LinearModel(dims, classes, factory).to(ctx.device, ctx.dtype)
     conv = ConvModel(dims, classes, factory).to(ctx.device, ctx.dtype)
@@ -383,14 +380,7 @@ def _why(ctx: CaseContext, out: CaseOutput, v: Variant, x: torch.Tensor, dims: l
     _fill(conv, v.init)
     _, bounds = reference_with_bounds(x, _layer_params(lin), v.activation, ctx.dtype)
     sides = {"Linear MLP": lambda: lin.forward_all(x)[-1], "1x1 Conv2d MLP": lambda: conv.forward_all(x)[-1]}
-    with torch.no_grad():
-        ctx.progress("kernel capture")
-        out.extra["kernels"] = kernel_section(sides, ctx.device, calls=3)
-        ctx.progress("determinism matrix")
-        out.extra["determinism"] = determinism_section(sides, ctx.device, bound=ctx.bound_factor * bounds[-1],
-                                                       repeats=3)
-    out.facts.update(out.extra["kernels"]["facts"])
-    out.facts.update(out.extra["determinism"]["facts"])
+    out.explain(ctx, sides, ctx.bound_factor * bounds[-1])
     out.note(f"Kernels and determinism: both models' logits for {v.label} on the case's input; differences are in "
              "units of the logits' propagated rounding bound (summed over the two sides for the pair).")
 

@@ -322,9 +322,6 @@ def _timing(ctx: CaseContext, out: CaseOutput) -> None:
 
 def _why(ctx: CaseContext, out: CaseOutput) -> None:
     """Which implementation each side ran, and whether each is reproducible (kernels + determinism sections)."""
-    from reportgen.measure.determinism import determinism_section
-    from reportgen.measure.kernels import kernel_section
-
     p, dtype, dev = ctx.params, ctx.dtype, ctx.device
     n, length, k, o = p["batch"], p["length"], p["in_features"], p["out_features"]
     gen = ctx.generator(3)
@@ -336,13 +333,7 @@ def _why(ctx: CaseContext, out: CaseOutput) -> None:
     script = (f"import torch\nconv = torch.nn.Conv1d({k}, {o}, 1).to('cuda', {dtype})\n"
               f"x = torch.randn({n}, {k}, {length}, device='cuda', dtype={dtype})\n"
               "with torch.no_grad():\n    conv(x); conv(x)\ntorch.cuda.synchronize()\n")
-    with torch.no_grad():
-        ctx.progress("kernel capture")
-        out.extra["kernels"] = kernel_section(sides, dev, cudnn_scripts={"Conv1d": script})
-        ctx.progress("determinism matrix")
-        out.extra["determinism"] = determinism_section(sides, dev, bound=bound)
-    out.facts.update(out.extra["kernels"]["facts"])
-    out.facts.update(out.extra["determinism"]["facts"])
+    out.explain(ctx, sides, bound, repeats=5, cudnn_scripts={"Conv1d": script})
 
 
 @register("linear_vs_conv1d", "nn.Conv1d(kernel_size=1) vs nn.Linear with shared weights: forward and gradient "

@@ -149,8 +149,6 @@ def _why(ctx: CaseContext, out: CaseOutput) -> None:
     weight is a stride-0 view, so (a) and (b) may reach the grouped (depthwise) kernel through different layout
     handling, and (c) runs C single-channel convolutions, a different kernel and problem shape altogether.
     """
-    from reportgen.measure.determinism import determinism_section
-    from reportgen.measure.kernels import kernel_section
 
     x, w, _ = _inputs(ctx)
     w_rep = w.repeat(x.shape[1], 1, 1, 1)
@@ -158,13 +156,7 @@ def _why(ctx: CaseContext, out: CaseOutput) -> None:
     sides = {_WHY_LABELS[name]: fn for name, fn in fns.items()}
     # The forward bound of the equivalence check: gamma_9 * conv(|x|, |w|), the same for every formulation.
     bound = ctx.bound_factor * gamma(9, ctx.dtype) * _shared(x.double().abs(), w.double().abs())
-    with torch.no_grad():
-        ctx.progress("kernel capture")
-        out.extra["kernels"] = kernel_section(sides, ctx.device, calls=3)
-        ctx.progress("determinism matrix")
-        out.extra["determinism"] = determinism_section(sides, ctx.device, bound=bound, repeats=3)
-    out.facts.update(out.extra["kernels"]["facts"])
-    out.facts.update(out.extra["determinism"]["facts"])
+    out.explain(ctx, sides, bound)
     out.note(f"Kernels and determinism: the forward of (a) {_SIDES['shared']}, (b) {_SIDES['repeated']} and "
              f"(c) {_SIDES['loop']} on the case's ({', '.join(map(str, x.shape))}) input; differences in units of "
              "γ_9·conv(|x|, |w|) per side (summed over the two sides for a pair).")

@@ -1,0 +1,71 @@
+"""The first case on tiny sizes: comparisons, facts, growth, histograms, kernels/determinism sections."""
+
+import pytest
+import torch
+
+from reportgen.cases import CaseSkipped, get
+
+TINY = {"batch": 2, "length": 16, "growth_depths": [1, 2, 4], "growth_in_features": [8, 64], "growth_rows": 32}
+
+
+def run(cpu_ctx, dtype=torch.float32, **extra):
+    info = get("linear_vs_conv1d")
+    return info.run(cpu_ctx({**info.defaults, **TINY, **extra}, dtype=dtype, timing_enabled=False))
+
+
+def test_forward_and_gradients_within_their_bounds(cpu_ctx):
+    out = run(cpu_ctx)
+    groups = {c["group"] for c in out.comparisons}
+    assert groups == {"fwd", "grad.weight", "grad.bias", "grad.input"}
+    assert len(out.comparisons) == 12  # per group: Linear vs fp64, Conv1d vs fp64, Linear vs Conv1d
+    for c in out.comparisons:
+        assert c["verdict"] in ("identical", "within rounding"), c
+        assert c["max_normalised"] is not None and c["max_normalised"] <= 1
+    assert out.facts["fwd.linear_vs_conv1d.verdict"] in ("identical", "within rounding")
+    assert 0 <= out.facts["fwd.linear_vs_conv1d.bitwise_equal_fraction"] <= 1
+
+
+def test_a_tighter_tolerance_flips_the_verdict(cpu_ctx):
+    # bound_factor shrinks the allowed error: a real (nonzero) difference must then be reported out of bound
+    loose = run(cpu_ctx)
+    diff = loose.facts["fwd.linear_vs_ref.max_abs"]
+    assert diff > 0, "Linear must differ from the float64 reference somewhere for this test to mean anything"
+    tight = get("linear_vs_conv1d").run(cpu_ctx({**get("linear_vs_conv1d").defaults, **TINY}, timing_enabled=False,
+                                                bound_factor=1e-9))
+    assert tight.facts["fwd.linear_vs_ref.verdict"] == "out of bound"
+
+
+def test_growth_plots_tables_and_histograms(cpu_ctx):
+    out = run(cpu_ctx)
+    ids = {p["id"] for p in out.plots}
+    assert {"diff_hist", "growth_depth", "growth_k"} <= ids
+    depth = next(t for t in out.tables if t["title"] == "Growth with depth")
+    assert [r[0] for r in depth["rows"]] == [1, 2, 4]
+    hist = next(p for p in out.plots if p["id"] == "diff_hist")
+    for h in hist["series"]:
+        assert sum(h["counts"]) + h["zeros"] == h["total"]
+
+
+def test_kernels_and_determinism_sections(cpu_ctx):
+    out = run(cpu_ctx)
+    k, d = out.extra["kernels"], out.extra["determinism"]
+    assert [line.split(" -> ")[0] for line in k["summary"]] == ["Linear", "Conv1d"]
+    assert out.facts["determinism.linear.self_consistent"] is True
+    assert out.facts["determinism.conv1d.self_consistent"] is True
+    assert "facts" in d
+
+
+def test_unsupported_dtype_is_skipped_not_errored(cpu_ctx):
+    from reportgen.cases.linear_vs_conv1d import _check_dtype_supported
+    _check_dtype_supported(torch.device("cpu"), torch.float32)  # supported: no exception
+    with pytest.raises(CaseSkipped):
+        _check_dtype_supported(torch.device("cpu"), torch.int32)  # no integer conv kernel on CPU
+
+
+def test_timing_records_raw_samples_and_ratio(cpu_ctx):
+    info = get("linear_vs_conv1d")
+    out = info.run(cpu_ctx({**info.defaults, **TINY}, timing_rounds=3, timing_min_sample_s=0.001))
+    assert len(out.timings) == 4
+    for t in out.timings:
+        assert t["runs"] == 3 and len(t["samples_s"]) == 3 and t["median_s"] > 0
+    assert out.facts["timing.forward.conv1d_over_linear"] > 0
