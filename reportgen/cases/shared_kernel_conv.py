@@ -100,6 +100,11 @@ def _fact_comparison(out: CaseOutput, key: str, c: Comparison, group: str) -> No
         out.fact(f"{key}.{field}", getattr(c, field))
 
 
+def _forward_bound(x: torch.Tensor, w: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    # |fl(conv) - conv| <= gamma_9 * conv(|x|, |w|): 9 products per output (3x3 kernel), any order.
+    return gamma(9, dtype) * _shared(x.double().abs(), w.double().abs())
+
+
 def _equivalence(ctx: CaseContext, out: CaseOutput) -> None:
     x, w, g = _inputs(ctx)
     sides = _grads(x, w, g)
@@ -109,8 +114,7 @@ def _equivalence(ctx: CaseContext, out: CaseOutput) -> None:
     w64_leaf = w64.clone().requires_grad_(True)
     y64 = _shared(x64, w64_leaf)
     (y64 * g64).sum().backward()
-    # |fl(conv) - conv| <= gamma_9 * conv(|x|, |w|): 9 products per output, any order.
-    fwd_bound = gamma(9, dtype) * _shared(x64.abs(), w64.abs())
+    fwd_bound = _forward_bound(x, w, dtype)
     # Weight gradient: N*H*W products per group, then C group sums (b: explicit, a/c: inside the kernel or
     # autograd's accumulation): at most N*H*W + C - 2 additions in any order, so gamma_{N*H*W + C} covers it.
     # Its scale sum |g||x| is the float64 weight gradient of the absolute values.
@@ -154,8 +158,7 @@ def _why(ctx: CaseContext, out: CaseOutput) -> None:
     w_rep = w.repeat(x.shape[1], 1, 1, 1)
     fns = {"shared": lambda: _shared(x, w), "repeated": lambda: _repeated(x, w_rep), "loop": lambda: _loop(x, w)}
     sides = {_WHY_LABELS[name]: fn for name, fn in fns.items()}
-    # The forward bound of the equivalence check: gamma_9 * conv(|x|, |w|), the same for every formulation.
-    bound = ctx.bound_factor * gamma(9, ctx.dtype) * _shared(x.double().abs(), w.double().abs())
+    bound = ctx.bound_factor * _forward_bound(x, w, ctx.dtype)  # the equivalence check's, for every formulation
     out.explain(ctx, sides, bound)
     out.note(f"Kernels and determinism: the forward of (a) {_SIDES['shared']}, (b) {_SIDES['repeated']} and "
              f"(c) {_SIDES['loop']} on the case's ({', '.join(map(str, x.shape))}) input; differences in units of "

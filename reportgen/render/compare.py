@@ -488,12 +488,9 @@ def _has_ratios(model: dict[str, Any]) -> bool:
 def forest_svg(model: dict[str, Any]) -> str:
     """Every timing ratio X/A with its CI on a log axis, the no-effect band shaded; our own SVG, no data text
     other than labels (escaped by matplotlib's SVG writer)."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
     from matplotlib.figure import Figure
+
+    from reportgen.render.plots import figure_svg  # sets the Agg backend
 
     many = len(model["inputs"]) > 2
     rows = [(short(f"{c['id']} · {t['name']} · {t['label']}", 64) + (f" ({ch['vs']}/A)" if many else ""), ch)
@@ -516,10 +513,7 @@ def forest_svg(model: dict[str, Any]) -> str:
                   fontsize=8)
     ax.grid(True, axis="x", which="both", alpha=0.3)
     fig.tight_layout()
-    buf = io.StringIO()
-    with matplotlib.rc_context({"svg.hashsalt": "reportgen-compare-forest", "svg.fonttype": "none"}):
-        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
-    return re.sub(r"^.*?(?=<svg)", "", buf.getvalue(), count=1, flags=re.DOTALL)
+    return figure_svg(fig, "reportgen-compare-forest")
 
 
 def render_compare_pdf(model: dict[str, Any], *, page_size: str = "A4", html: str | None = None) -> bytes:
