@@ -24,9 +24,9 @@ from torch import nn
 
 from reportgen.cases import CaseContext, CaseOutput, register
 from reportgen.errors import UsageError
-from reportgen.measure.numerics import IDENTICAL, OUT_OF_BOUND, WITHIN, compare, gamma, ordered_bits
+from reportgen.measure.numerics import IDENTICAL, compare, gamma, ordered_bits
+from reportgen.verdicts import worst_verdict
 
-_VERDICT_RANK = {IDENTICAL: 0, WITHIN: 1, OUT_OF_BOUND: 2}
 _PAD_MODES = ("zeros", "reflect", "replicate", "circular")
 _F_PAD_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate", "circular": "circular"}
 
@@ -68,10 +68,6 @@ def _pos_ints(value: Any, key: str) -> list[int]:
     if not isinstance(value, list) or not value:
         raise UsageError(f"conv1d_semantics: params.{key}: expected a non-empty list of positive integers")
     return [_pos_int(v, f"{key}[{i}]") for i, v in enumerate(value)]
-
-
-def _worst(verdicts: list[str]) -> str:
-    return max(verdicts, key=lambda v: _VERDICT_RANK[v])
 
 
 def _conv_bound(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, dtype: torch.dtype,
@@ -146,7 +142,7 @@ def _padding_modes(ctx: CaseContext, out: CaseOutput, c_in: int, c_out: int, ker
             rows.append([mode, p, _F_PAD_MODE[mode], got.shape[-1], c.bitwise_equal_fraction, c.max_abs,
                          c.verdict])
     out.fact("padding_mode.all_identical", all(identical))
-    out.fact("padding_mode.worst_verdict", _worst(verdicts))
+    out.fact("padding_mode.worst_verdict", worst_verdict(verdicts))
     _padding_control(ctx, out, x, c_in, c_out, kernel, pads[0], rows)
     out.add_table("Each padding_mode against explicit F.pad + unpadded conv",
                   ["padding_mode", "padding", "F.pad mode", "output length", "bitwise equal", "max |delta|",

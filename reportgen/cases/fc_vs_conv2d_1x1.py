@@ -22,8 +22,9 @@ from torch import nn
 
 from reportgen.cases import CaseContext, CaseOutput, register
 from reportgen.errors import UsageError
-from reportgen.measure.numerics import (IDENTICAL, OUT_OF_BOUND, WITHIN, Comparison, compare, gamma,
+from reportgen.measure.numerics import (Comparison, compare, gamma,
                                         log10_abs_histogram, matmul_bound, unit_roundoff)
+from reportgen.verdicts import worst_verdict
 
 #: activation -> (module factory, float64 reference function, Lipschitz constant). The Lipschitz constant
 #: carries an error in the pre-activation through the activation: ELU(alpha=1) has slope <= 1, sigmoid <= 1/4.
@@ -37,7 +38,6 @@ _ACTIVATIONS: dict[str, tuple[Callable[[], nn.Module], Callable[[torch.Tensor], 
 #: gamma_n this part of the bound is an assumption about the library, and the report says so.
 _ACT_ULPS = 8.0
 
-_VERDICT_RANK = {IDENTICAL: 0, WITHIN: 1, OUT_OF_BOUND: 2}
 
 DEFAULTS: dict[str, Any] = {
     "batch_size": 16,
@@ -175,10 +175,6 @@ def _layer_params(model: LinearModel) -> list[tuple[torch.Tensor, torch.Tensor]]
 
 # --- the case ----------------------------------------------------------------------------------------------
 
-def _worst(verdicts: list[str]) -> str:
-    return max(verdicts, key=lambda v: _VERDICT_RANK[v])
-
-
 def _run_variant(ctx: CaseContext, out: CaseOutput, v: Variant, x: torch.Tensor, dims: list[int],
                  classes: int) -> dict[str, Any]:
     factory = _ACTIVATIONS[v.activation][0]
@@ -236,9 +232,9 @@ def _publish_summary(out: CaseOutput, results: list[dict[str, Any]]) -> None:
     out.fact("fwd.max_abs", max(c.max_abs for c in pairs))
     out.fact("fwd.value_max_abs", max(l["ref_max"] for r in results for l in r["layers"]))
     out.fact("fwd.bitwise_equal_fraction", min(c.bitwise_equal_fraction for c in pairs))
-    out.fact("fwd.verdict", _worst([c.verdict for c in pairs]))
+    out.fact("fwd.verdict", worst_verdict([c.verdict for c in pairs]))
     out.fact("fwd.each_side_vs_ref.verdict",
-             _worst([c.verdict for r in results for l in r["layers"] for c in l["vs_ref"]]))
+             worst_verdict([c.verdict for r in results for l in r["layers"] for c in l["vs_ref"]]))
 
 
 def _layer_table_and_plots(out: CaseOutput, results: list[dict[str, Any]]) -> None:

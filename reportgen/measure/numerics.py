@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from reportgen.verdicts import IDENTICAL, OUT_OF_BOUND, WITHIN
+
 #: Unit roundoff u = 2**-p for p significand bits (round to nearest).
 UNIT_ROUNDOFF: dict[torch.dtype, float] = {
     torch.float64: 2.0**-53,
@@ -27,9 +29,6 @@ UNIT_ROUNDOFF: dict[torch.dtype, float] = {
 _INT_VIEW = {torch.float64: torch.int64, torch.float32: torch.int32,
              torch.float16: torch.int16, torch.bfloat16: torch.int16}
 
-IDENTICAL = "identical"
-WITHIN = "within rounding"
-OUT_OF_BOUND = "out of bound"
 
 
 def unit_roundoff(dtype: torch.dtype) -> float:

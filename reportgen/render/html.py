@@ -15,6 +15,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
+from reportgen.verdicts import worst_verdict
 from reportgen.resources import resource_dir
 from reportgen.results import dumps
 
@@ -23,7 +24,6 @@ VERDICT_CLASS = {
     "out of bound": "bad", "does not hold": "bad", "error": "bad",
     "inconclusive": "warn", "not measurable here": "muted", "skipped": "muted",
 }
-_SEVERITY = ["identical", "within rounding", "out of bound"]
 
 
 def templates_dir() -> Path:
@@ -66,11 +66,6 @@ def anchor(value: Any) -> str:
 def verdict_badge(value: Any) -> Markup:
     text = str(value)
     return Markup('<span class="badge {}">{}</span>').format(VERDICT_CLASS.get(text, "muted"), text)
-
-
-def worst_verdict(verdicts: list[str]) -> str | None:
-    known = [v for v in verdicts if v in _SEVERITY]
-    return max(known, key=_SEVERITY.index) if known else None
 
 
 def environment(loader_root: Path | None = None) -> jinja2.Environment:
