@@ -490,7 +490,7 @@ def forest_svg(model: dict[str, Any]) -> str:
     other than labels (escaped by matplotlib's SVG writer)."""
     from matplotlib.figure import Figure
 
-    from reportgen.render.plots import figure_svg  # sets the Agg backend
+    from reportgen.render.plots import figure_svg, log_axis  # sets the Agg backend
 
     many = len(model["inputs"]) > 2
     rows = [(short(f"{c['id']} · {t['name']} · {t['label']}", 64) + (f" ({ch['vs']}/A)" if many else ""), ch)
@@ -507,6 +507,7 @@ def forest_svg(model: dict[str, Any]) -> str:
     ax.axvspan(1 / (1 + eff), 1 + eff, color="#d0d7de", alpha=0.5, linewidth=0)
     ax.axvline(1.0, color="black", linewidth=0.8)
     ax.set_xscale("log")
+    log_axis(ax.xaxis)
     ax.set_yticks(range(len(rows)), [r[0].replace("$", r"\$") for r in rows], fontsize=7)
     ax.set_ylim(len(rows) - 0.5, -0.5)
     ax.set_xlabel(f"time ratio X/A (median, {model['options']['ci']}); < 1 is faster; band: ±{100 * eff:g} %",

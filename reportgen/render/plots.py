@@ -8,17 +8,52 @@ two figures on one page the same clip-path ids, and a random one would make the 
 from __future__ import annotations
 
 import io
+import math
 import re
 from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
+from matplotlib import ticker  # noqa: E402
+from matplotlib.axis import Axis  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 _STYLE = {"bound": {"color": "black", "linestyle": "--", "linewidth": 1.2},
           "dashed": {"color": "grey", "linestyle": ":", "linewidth": 1.0}}
 _HEADER = re.compile(r"^.*?(?=<svg)", re.DOTALL)
+_SUPERSCRIPT = str.maketrans("-−0123456789", "⁻⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+_MATHTEXT_POWER = re.compile(r"\$\\mathdefault\{(?:([^{}]*?)\\times\s*)?(\d+)\^\{([^{}]*)\}\}\$")
+
+
+def plain_power(label: str) -> str:
+    """matplotlib's mathtext tick label ``$\\mathdefault{2\\times10^{-7}}$`` as plain text ``2×10⁻⁷``."""
+    m = _MATHTEXT_POWER.fullmatch(label)
+    if not m:
+        return label
+    coeff, base, exponent = m.groups()
+    return (f"{coeff}×" if coeff else "") + base + exponent.translate(_SUPERSCRIPT)
+
+
+class PlainLogFormatter(ticker.LogFormatterSciNotation):
+    """Log-axis tick labels in Unicode superscripts instead of mathtext.
+
+    Parsing mathtext (pyparsing) for every tick label was 40 % of the plot rendering time of the default suite's
+    report (19 plots: 1.86 s -> 1.16 s without it), and the SVG text reads the same in a browser and in the PDF."""
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        return plain_power(super().__call__(x, pos))
+
+
+def log_axis(axis: Axis) -> None:
+    """Plain-text tick labels on a log axis (call after its data is plotted and its scale set)."""
+    lo, hi = sorted(axis.get_view_interval())
+    axis.set_major_formatter(PlainLogFormatter())
+    axis.set_minor_formatter(PlainLogFormatter(labelOnlyBase=False))
+    if lo > 0 and math.log10(hi / lo) > 3:
+        # Over many decades the 8 minor ticks per decade are clutter, and each is several SVG nodes that the
+        # browser and the PDF engine draw (the 14-decade error axes had over 100).
+        axis.set_minor_locator(ticker.NullLocator())
 
 
 def _text(s: Any) -> str:
@@ -48,6 +83,9 @@ def _line(ax: Any, plot: dict[str, Any]) -> None:
         ax.plot([_num(v) for v in s["x"]], ys, label=label, **style)
     ax.set_xscale(plot.get("xscale", "linear"))
     ax.set_yscale(plot.get("yscale", "linear"))
+    for axis, scale in ((ax.xaxis, plot.get("xscale")), (ax.yaxis, plot.get("yscale"))):
+        if scale == "log":
+            log_axis(axis)
 
 
 def _hist(ax: Any, plot: dict[str, Any]) -> None:
