@@ -246,6 +246,55 @@ def test_missing_weasyprint_is_one_line_usage_error(monkeypatch):
     assert "\n" not in str(err.value)
 
 
+def test_soft_breaks_only_in_long_text_tokens():
+    from reportgen.render.pdf import ZERO_WIDTH_SPACE as ZW, soft_breaks
+    page = ('<html><head><style>a { font: 14px/1.45 x_aaaaaaaaaaaaaaaaaaaaaaaaaaaa }</style></head><body>'
+            '<p class="very_long_attribute_value_with_underscores">linear_vs_conv1d/cpu/float32 short_word</p>'
+            '<code>' + "a" * 40 + '</code>' + "&amp;" * 6 + '<pre>pre_formatted_text_is_left_alone_entirely</pre>'
+            '<script type="application/json">{"key_that_is_long_enough_to_split": 1}</script></body></html>')
+    out = soft_breaks(page)
+    assert f"linear_{ZW}vs_{ZW}conv1d/{ZW}cpu/{ZW}float32 short_word" in out  # tokens of <= 20 chars untouched
+    assert f"{'a' * 16}{ZW}{'a' * 16}{ZW}{'a' * 8}</code>" in out  # no separator: a break every 16 characters
+    assert out.replace(ZW, "") == page  # only zero-width spaces added...
+    for kept in ("x_aaaaaaaaaaaaaaaaaaaaaaaaaaaa", "very_long_attribute_value_with_underscores",
+                 "pre_formatted_text_is_left_alone_entirely", "key_that_is_long_enough_to_split"):
+        assert kept in out  # ...never in CSS, attributes, <pre> or <script>
+    assert f"&amp;{ZW}&amp;" in out and "&am" + ZW not in out  # entities stay whole
+
+
+def _overflowing_boxes(document) -> list[str]:
+    """Boxes whose right edge passes the page's content area (a table too wide for the page)."""
+    bad = []
+    for n, page in enumerate(document.pages, 1):
+        root = page._page_box
+        right = root.margin_width() - root.margin_right
+        for box in root.descendants():
+            if type(box).__name__ in ("PageBox", "MarginBox") or box.position_x is None:
+                continue
+            if box.position_x + box.margin_width() > right + 1:
+                bad.append(f"page {n}: {type(box).__name__} {box.position_x + box.margin_width() - right:.0f}px over")
+    return bad
+
+
+@needs_weasyprint
+def test_long_identifiers_wrap_inside_the_page(data, monkeypatch):
+    # CUDA kernel names and oneDNN descriptors are single tokens wider than a column; without break points a
+    # table of them runs past the page edge (shown by the flip below), with them it fits.
+    import weasyprint
+
+    from reportgen.render import pdf
+    d = json.loads(dumps(data))
+    name = "sm90_xmma_gemm_f32f32_tf32f32_f32_tn_n_tilesize128x128x32_warpgroupsize1x1x1_execute_segment_k_off"
+    d["cases"][0]["tables"] = [{"title": "kernels", "columns": ["a", "b", "c", "d"], "rows": [[name] * 4], "note": ""}]
+    html = render_html(d)
+
+    def layout():
+        return weasyprint.HTML(string=pdf.print_html(html, margin_label="t")).render()
+    assert _overflowing_boxes(layout()) == []
+    monkeypatch.setattr(pdf, "soft_breaks", lambda page: page)
+    assert _overflowing_boxes(layout()) != []
+
+
 def test_css_string_cannot_be_ended_by_data():
     from reportgen.render.pdf import css_string
     s = css_string('run"; } body { display: none } \\ "')

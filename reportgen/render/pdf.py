@@ -20,6 +20,13 @@ from reportgen.results import dumps
 PAGE_SIZES = ("A4", "Letter")
 _EMBEDDED = re.compile(r'<script type="application/json"[^>]*>.*?</script>', re.DOTALL)
 _INLINE_SVG = re.compile(r"<svg\b.*?</svg>", re.DOTALL)
+# Text between tags, outside <pre>/<style>/<script> (split() keeps these and every tag at the odd indices).
+_MARKUP = re.compile(r"(<pre\b.*?</pre>|<style\b.*?</style>|<script\b.*?</script>|<[^>]*>)", re.DOTALL)
+_LONG_TOKEN = re.compile(r"[^\s<>]{21,}")
+_SEPARATORS = "/_.,:=\\-›"
+# An entity, or up to 16 characters followed by any separators, or a run of separators: never splits an entity.
+_PIECE = re.compile(rf"&#?\w+;|[^{_SEPARATORS}&]{{1,16}}[{_SEPARATORS}]*|[{_SEPARATORS}]+|&")
+ZERO_WIDTH_SPACE = "\u200b"
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 
 
@@ -63,16 +70,31 @@ def _svg_image(match: re.Match[str]) -> str:
     return f'<img class="plot" alt="plot" src="data:image/svg+xml;base64,{data}">'
 
 
+def soft_breaks(html: str) -> str:
+    """``html`` with a zero-width space after the separators (and every 16 characters) of each text token longer
+    than 20 characters: oneDNN problem descriptors, CUDA kernel names, dispatch chains, result ids.
+
+    Such tokens are wider than a table column. ``overflow-wrap: anywhere`` would let them wrap, but it makes every
+    character a break opportunity when WeasyPrint measures each cell's minimum width for the automatic table layout
+    (default suite's report: 4.4 -> 3.4 s of layout without it); explicit break points cost nothing there and wrap
+    at the separators instead of mid-word. Copying such a token from the PDF copies the zero-width spaces too;
+    report.html and the attached results.json keep the exact text."""
+    head, body_tag, body = html.partition("<body")
+    parts = _MARKUP.split(body)
+    for i in range(0, len(parts), 2):  # even indices: text; odd: tags and skipped blocks
+        parts[i] = _LONG_TOKEN.sub(lambda m: ZERO_WIDTH_SPACE.join(_PIECE.findall(m.group(0))), parts[i])
+    return head + body_tag + "".join(parts)
+
+
 def _page_css(page_size: str, margin_label: str) -> str:
     if page_size not in PAGE_SIZES:
         raise UsageError(f"--page-size {page_size!r}: expected one of {', '.join(PAGE_SIZES)}")
     return f"@page {{ size: {page_size}; @top-left {{ content: {css_string(margin_label)}; }} }}"
 
 
-def html_to_pdf(html: str, *, margin_label: str, page_size: str = "A4", created: Any = None,
-                modified: Any = None, attachments: list[PdfAttachment] | None = None) -> bytes:
-    """Lay out ``html`` (one of our own rendered pages) as PDF; ``margin_label`` is printed on every page."""
-    wp = _weasyprint()
+def print_html(html: str, *, margin_label: str, page_size: str = "A4") -> str:
+    """``html`` (one of our own rendered pages) as WeasyPrint lays it out: print stylesheet, no embedded JSON,
+    plots as SVG images, break points in long tokens."""
     css = (templates_dir() / "pdf.css").read_text(encoding="utf-8") + "\n" + _page_css(page_size, margin_label)
     # Added as an author stylesheet after report.css (not as WeasyPrint's ``stylesheets=``, which are *user*
     # stylesheets and lose to the page's own rules of equal specificity).
@@ -83,7 +105,15 @@ def html_to_pdf(html: str, *, margin_label: str, page_size: str = "A4", created:
     # longer HTML elements that WeasyPrint computes CSS for (about a quarter of the layout time of the default
     # suite's report).
     html = _INLINE_SVG.sub(_svg_image, html)
-    document = wp.HTML(string=html, base_url=None).render()
+    return soft_breaks(html)
+
+
+def html_to_pdf(html: str, *, margin_label: str, page_size: str = "A4", created: Any = None,
+                modified: Any = None, attachments: list[PdfAttachment] | None = None) -> bytes:
+    """Lay out ``html`` (one of our own rendered pages) as PDF; ``margin_label`` is printed on every page."""
+    wp = _weasyprint()
+    document = wp.HTML(string=print_html(html, margin_label=margin_label, page_size=page_size),
+                       base_url=None).render()
     created_dt, modified_dt = _parse_time(created), _parse_time(modified if modified else created)
     document.metadata.created = created_dt.isoformat()
     document.metadata.modified = modified_dt.isoformat()
