@@ -91,3 +91,12 @@ def test_claim_moves_into_the_table_when_it_becomes_measurable(data):
     d["claims"][0].update(verdict="does not hold", reason="does not hold on z")
     section = _claims_section(render_html(d))
     assert '<table class="claims-table"' in section and "Not measurable in this run" not in section
+
+
+def test_power_of_two_sweeps_label_their_values():
+    svg = render_svg(_log_plot(1e-9, 1e-3), salt="t")  # x = 1, 2, 4 ... 32
+    labels = _tick_labels(svg)
+    assert all(str(x) in labels for x in (1, 2, 4, 8, 16, 32)), labels
+    other = _log_plot(1e-9, 1e-3)
+    other["series"][0]["x"] = [1, 3, 10, 30, 100, 300]  # not powers of two: decades as usual
+    assert "3" not in _tick_labels(render_svg(other, salt="t")) and "10²" in _tick_labels(render_svg(other, salt="t"))

@@ -68,6 +68,10 @@ def _num(v: Any) -> float:
         return float("nan")
 
 
+def _power_of_two(x: float) -> bool:
+    return x >= 1 and x.is_integer() and (int(x) & (int(x) - 1)) == 0
+
+
 def _line(ax: Any, plot: dict[str, Any]) -> None:
     log_y = plot.get("yscale") == "log"
     for s in plot["series"]:
@@ -86,6 +90,12 @@ def _line(ax: Any, plot: dict[str, Any]) -> None:
     for axis, scale in ((ax.xaxis, plot.get("xscale")), (ax.yaxis, plot.get("yscale"))):
         if scale == "log":
             log_axis(axis)
+    xs = sorted({_num(v) for s in plot["series"] for v in s["x"]})
+    if plot.get("xscale") == "log" and 3 <= len(xs) <= 16 and all(_power_of_two(x) for x in xs):
+        # Sweeps over depths or widths 1, 2, 4 ... 32: label those values, not the one decade they span.
+        ax.xaxis.set_major_locator(ticker.FixedLocator(xs))
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _pos: f"{v:g}"))
+        ax.xaxis.set_minor_locator(ticker.NullLocator())
 
 
 def _hist(ax: Any, plot: dict[str, Any]) -> None:
