@@ -1,4 +1,5 @@
 import math
+import warnings
 
 import pytest
 import torch
@@ -96,3 +97,21 @@ def test_spearman_handles_ties_and_constant_series():
     assert _spearman([1, 2, 4, 8], [0.0, 0.0, 0.0, 0.0]) is None  # all equal: no trend, not a perfect one
     assert _spearman([1, 2, 4, 8], [1e-7, 2e-7, 3e-7, 5e-7]) == pytest.approx(1.0)
     assert _spearman([1, 2, 4, 8], [4.0, 3.0, 3.0, 1.0]) < -0.9
+
+
+def test_conv1d_bound_is_the_matmul_bound_for_k1_and_holds_for_padded_convs():
+    import torch.nn.functional as F
+
+    from reportgen.measure.numerics import conv1d_bound, matmul_bound
+    gen = torch.Generator().manual_seed(0)
+    x, w, b = torch.randn(2, 8, 50, generator=gen), torch.randn(4, 8, 1, generator=gen), torch.randn(4, generator=gen)
+    # k = 1: the same dot products as x^T W^T + b, so the same bound (n included), element for element
+    as_matmul = matmul_bound(x.transpose(1, 2), w[:, :, 0].t(), torch.float32, bias=b).transpose(1, 2)
+    assert torch.allclose(conv1d_bound(x, w, b, torch.float32), as_matmul, rtol=1e-12, atol=0)
+    w4 = torch.randn(4, 8, 4, generator=gen)
+    for kwargs in ({}, {"padding": 3}, {"padding": "same"}, {"dilation": 2}):
+        bound = conv1d_bound(x, w4, b, torch.float32, **kwargs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            err = (F.conv1d(x, w4, b, **kwargs).double() - F.conv1d(x.double(), w4.double(), b.double(), **kwargs)).abs()
+        assert bound.shape == err.shape and bool((err <= bound).all()) and float((err / bound).max()) > 1e-3

@@ -232,7 +232,7 @@ def test_pdf_byte_identical_across_processes(pdf_bytes, tmp_path):
     # Another interpreter with another hash seed: set/dict order or a clock in the output would show here.
     out = tmp_path / "other.pdf"
     code = ("import sys; from reportgen.render.files import load_input; from reportgen.render.pdf import render_pdf;"
-            f"open(sys.argv[2], 'wb').write(render_pdf(load_input(sys.argv[1])))")
+            "open(sys.argv[2], 'wb').write(render_pdf(load_input(sys.argv[1])))")
     subprocess.run([sys.executable, "-c", code, str(FIXTURE), str(out)], check=True, cwd=ROOT,
                    env={**os.environ, "PYTHONHASHSEED": "12345"})
     assert out.read_bytes() == pdf_bytes

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from reportgen.cases import CaseContext, CaseOutput, CaseSkipped, register
-from reportgen.measure.numerics import compare, gamma
+from reportgen.measure.numerics import compare, conv1d_bound
 from reportgen.probes import ProbeResult, run_probe
 
 SOURCE = "https://www.mindspore.cn/docs/en/r2.0/note/api_mapping/pytorch_diff/Conv1d.html"
@@ -115,21 +115,21 @@ class Inputs:
         self.w = ((torch.rand(cout, cin, k, generator=gen, dtype=torch.float64) * 2 - 1) * bound).float()
         self.b = ((torch.rand(cout, generator=gen, dtype=torch.float64) * 2 - 1) * bound).float()
         self.pad = p["pad"]
-        self.terms = cin * k + 1  # products per output, plus the bias
+        self.terms = cin * k + 1  # products per output, plus the bias (the bound's n)
         self.ref: dict[str, torch.Tensor] = {}
         self.bound: dict[str, torch.Tensor] = {}
         for mode in NUMERIC:
-            self.ref[mode] = self._conv64(mode, self.x.double(), self.w.double(), self.b.double())
-            scale = self._conv64(mode, self.x.double().abs(), self.w.double().abs(), self.b.double().abs())
-            self.bound[mode] = gamma(self.terms, torch.float32) * scale
+            x, kwargs = self._conv_input(mode)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # 'same' with an even kernel warns about an extra padded copy
+                self.ref[mode] = F.conv1d(x.double(), self.w.double(), self.b.double(), **kwargs)
+            self.bound[mode] = conv1d_bound(x, self.w, self.b, torch.float32, **kwargs)
 
-    def _conv64(self, mode: str, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    def _conv_input(self, mode: str) -> tuple[torch.Tensor, dict[str, Any]]:
+        """The input and F.conv1d arguments that compute ``mode`` (reflect: padded explicitly, then valid)."""
         if mode == "reflect":
-            return F.conv1d(F.pad(x, (self.pad, self.pad), mode="reflect"), w, b)
-        padding = {"valid": 0, "pad": self.pad, "same": "same"}[mode]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # 'same' with an even kernel warns about an extra padded copy
-            return F.conv1d(x, w, b, padding=padding)
+            return F.pad(self.x, (self.pad, self.pad), mode="reflect"), {}
+        return self.x, {"padding": {"valid": 0, "pad": self.pad, "same": "same"}[mode]}
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"x": self.x.numpy(), "w": self.w.numpy(), "b": self.b.numpy()}

@@ -24,7 +24,7 @@ from torch import nn
 
 from reportgen.cases import CaseContext, CaseOutput, register
 from reportgen.errors import UsageError
-from reportgen.measure.numerics import IDENTICAL, compare, gamma, ordered_bits
+from reportgen.measure.numerics import IDENTICAL, compare, conv1d_bound, ordered_bits
 from reportgen.verdicts import worst_verdict
 
 _PAD_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -68,15 +68,6 @@ def _pos_ints(value: Any, key: str) -> list[int]:
     if not isinstance(value, list) or not value:
         raise UsageError(f"conv1d_semantics: params.{key}: expected a non-empty list of positive integers")
     return [_pos_int(v, f"{key}[{i}]") for i, v in enumerate(value)]
-
-
-def _conv_bound(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, dtype: torch.dtype,
-                dilation: int = 1) -> torch.Tensor:
-    """gamma_(n+1)(|x| * |w| + |b|) for an unpadded conv1d of ``x`` (already padded), in float64 on CPU."""
-    n = w.shape[1] * w.shape[2] + (1 if b is not None else 0)
-    scale = F.conv1d(x.detach().double().abs().cpu(), w.detach().double().abs().cpu(),
-                     None if b is None else b.detach().double().abs().cpu(), dilation=dilation)
-    return gamma(n, dtype) * scale
 
 
 # --- shapes ------------------------------------------------------------------------------------------------
@@ -129,7 +120,7 @@ def _padding_modes(ctx: CaseContext, out: CaseOutput, c_in: int, c_out: int, ker
                 got = conv(x)
                 xp = F.pad(x, (p, p), mode=_F_PAD_MODE[mode])
                 explicit = F.conv1d(xp, conv.weight, conv.bias)
-            bound = 2 * ctx.bound_factor * _conv_bound(xp, conv.weight, conv.bias, ctx.dtype)
+            bound = 2 * ctx.bound_factor * conv1d_bound(xp, conv.weight, conv.bias, ctx.dtype)
             c = compare(got, explicit, bound, name=f"padding_mode={mode!r}, padding={p}",
                         actual_label=f"Conv1d(padding={p}, padding_mode={mode!r})",
                         expected_label=f"F.pad(x, ({p}, {p}), mode={_F_PAD_MODE[mode]!r}) + Conv1d(padding=0)",
@@ -158,7 +149,7 @@ def _padding_control(ctx: CaseContext, out: CaseOutput, x: torch.Tensor, c_in: i
         got = conv(x)
         xp = F.pad(x, (p, p), mode="constant")
         wrong = F.conv1d(xp, conv.weight, conv.bias)
-    bound = 2 * ctx.bound_factor * _conv_bound(xp, conv.weight, conv.bias, ctx.dtype)
+    bound = 2 * ctx.bound_factor * conv1d_bound(xp, conv.weight, conv.bias, ctx.dtype)
     c = compare(got, wrong, bound, name="control: reflect vs explicit zero pad", actual_label="Conv1d reflect",
                 expected_label="F.pad constant + conv", bound_desc="as above")
     out.fact("padding_mode.control_reflect_vs_zero_pad.verdict", c.verdict)
@@ -433,7 +424,7 @@ def _layout(ctx: CaseContext, out: CaseOutput, c_in: int, c_out: int, kernel: in
     with torch.no_grad():
         y1 = conv(x)
         y2 = F.conv2d(x.unsqueeze(2), w4, conv.bias).squeeze(2)
-    bound = 2 * ctx.bound_factor * _conv_bound(x, w, conv.bias, ctx.dtype)
+    bound = 2 * ctx.bound_factor * conv1d_bound(x, w, conv.bias, ctx.dtype)
     c = out.add_comparison(compare(y2, y1, bound, name="(out, in, 1, k) weight in Conv2d vs Conv1d",
                                    actual_label="Conv2d(x.unsqueeze(2), w.unsqueeze(2))", expected_label="Conv1d",
                                    bound_desc="sum of both sides' gamma_(n+1)(|x|*|w|+|b|)"), group="weight layout")
@@ -490,7 +481,7 @@ def _why(ctx: CaseContext, out: CaseOutput, c_in: int, c_out: int, kernel: int, 
     sides = {"Conv1d(padding)": lambda: conv(x),
              "F.pad + Conv1d": lambda: F.conv1d(F.pad(x, (p, p)), conv.weight, conv.bias)}
     with torch.no_grad():
-        bound = ctx.bound_factor * _conv_bound(F.pad(x, (p, p)), conv.weight, conv.bias, ctx.dtype)
+        bound = ctx.bound_factor * conv1d_bound(F.pad(x, (p, p)), conv.weight, conv.bias, ctx.dtype)
     out.explain(ctx, sides, bound)
     out.note(f"Kernels and determinism: Conv1d({c_in}, {c_out}, {kernel}, padding={p}) (zeros) against "
              f"F.pad(x, ({p}, {p})) + Conv1d(padding=0) on (1, {c_in}, {length}); differences in units of "

@@ -10,11 +10,13 @@ within their bound of the same exact value, their difference is within the sum o
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from reportgen.verdicts import IDENTICAL, OUT_OF_BOUND, WITHIN
 
@@ -50,6 +52,22 @@ def matmul_bound(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype, bias: tor
     scale = a.double().abs() @ b.double().abs()
     if bias is not None:
         scale = scale + bias.double().abs()
+    return gamma(n, dtype) * scale
+
+
+def conv1d_bound(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, dtype: torch.dtype,
+                 **conv_kwargs: Any) -> torch.Tensor:
+    """Elementwise float64 bound on the rounding error of ``F.conv1d(x, w, bias, **conv_kwargs)`` in ``dtype``.
+
+    Each output is a dot product of ``C_in/groups * k`` products (plus the bias), so the inner-product bound
+    ``gamma_n * (conv1d(|x|, |w|) + |bias|)`` holds for any summation order or blocking; zero padding adds zero
+    terms, so ``conv_kwargs`` (padding including ``'same'``, dilation, groups) pass straight through. Computed on
+    the CPU, where float64 convolution is exact enough to be the scale."""
+    n = w.shape[1] * w.shape[2] + (1 if bias is not None else 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # 'same' with an even kernel warns about an extra padded copy
+        scale = F.conv1d(x.detach().double().abs().cpu(), w.detach().double().abs().cpu(),
+                         None if bias is None else bias.detach().double().abs().cpu(), **conv_kwargs)
     return gamma(n, dtype) * scale
 
 
