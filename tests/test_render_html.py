@@ -1,4 +1,4 @@
-"""The HTML report's pieces that are pure functions of data: plot SVG (log axes without mathtext) and the claims
+"""Report pieces that are pure functions of data: plot SVG (log axes without mathtext) and the claims
 section (claims no result could test grouped by reason, below the table of claims that were measured)."""
 
 import copy
@@ -100,3 +100,18 @@ def test_power_of_two_sweeps_label_their_values():
     other = _log_plot(1e-9, 1e-3)
     other["series"][0]["x"] = [1, 3, 10, 30, 100, 300]  # not powers of two: decades as usual
     assert "3" not in _tick_labels(render_svg(other, salt="t")) and "10²" in _tick_labels(render_svg(other, salt="t"))
+
+
+def test_markdown_names_unmeasurable_claims_by_reason(data):
+    from reportgen.render.markdown import render_markdown
+    d = copy.deepcopy(data)
+    d["claims"] = [_claim(d, "holds", "holds on x", 0),
+                   _claim(d, "not measurable here", "the rule requires device cuda", 1),
+                   _claim(d, "not measurable here", "the rule requires device cuda", 2)]
+    md = render_markdown(d)
+    table = md.split("| claim | verdict | why |")[1].split("\n\n")[0]
+    assert "claim number 0" in table and "claim number 1" not in table
+    assert "- the rule requires device cuda (2): `c1`, `c2`" in md
+    d["claims"][1].update(verdict="inconclusive", reason="results disagree")
+    md = render_markdown(d)
+    assert "claim number 1" in md.split("| claim | verdict | why |")[1] and "(1): `c2`" in md
