@@ -6,13 +6,14 @@ valid results.json (status ``interrupted``) holding every case that finished.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import secrets
 import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
@@ -85,6 +86,14 @@ def _error_message(exc: BaseException) -> str:
     return redact(f"{type(exc).__name__}: {text}{where}")
 
 
+def _current_device(device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    """Make ``device`` the current CUDA device for the case: torch.utils.benchmark's Timer synchronises the
+    *current* device, so timing on cuda:1 while cuda:0 is current would measure kernel launches, not kernels."""
+    if device.type == "cuda":
+        return torch.cuda.device(device)
+    return contextlib.nullcontext()
+
+
 def run_job(job: Job, frameworks: dict[str, str], progress: Progress) -> CaseResult:
     spec = job.spec
     info = registry.get(spec.kind)
@@ -106,7 +115,7 @@ def run_job(job: Job, frameworks: dict[str, str], progress: Progress) -> CaseRes
                       progress=lambda msg: progress(f"  {job.id}: {msg} ({time.perf_counter() - t0:.1f} s)"))
     try:
         # The case's own settings (suite YAML) for its duration only; the state before is restored exactly.
-        with applied_settings(**spec.settings) as settings:
+        with applied_settings(**spec.settings) as settings, _current_device(device):
             result.settings = settings
             out = info.run(ctx)
     except CaseSkipped as exc:

@@ -172,3 +172,16 @@ def test_kernels_and_determinism_sections(cpu_ctx):
     assert out.facts[f"{base}.bitwise_equal"] == (out.facts["padding_mode.zeros.p1.verdict"] == "identical")
     assert out.facts[f"{base}.max_normalised"] <= 1.0
     json.dumps(out.extra)
+
+
+def test_global_rng_seeds_then_restores_the_global_generator():
+    from reportgen.cases.base import CaseContext
+    ctx = CaseContext(name="t", params={}, device=torch.device("cpu"), dtype=torch.float32, seed=5)
+    torch.manual_seed(123)
+    expected_next = torch.rand(3)
+    torch.manual_seed(123)
+    with ctx.global_rng(2):
+        inside = torch.rand(3)
+    assert torch.equal(torch.rand(3), expected_next)  # the caller's stream continues as if nothing happened
+    torch.manual_seed(7)
+    assert torch.equal(inside, torch.rand(3))  # seed + offset

@@ -320,3 +320,75 @@ def test_kernels_template_renders_the_captured_section(cpu_section):
     assert "Which implementation ran" in html and "aten::mkldnn_convolution" in html
     if cpu_section["sides"]["Conv1d"].get("onednn"):
         assert "oneDNN&#39;s own account" in html or "oneDNN's own account" in html
+
+
+# ------------------------------------------------------------------------------------------- CUDA helpers on CPU
+# What of the CUDA path can run without a GPU: the child script the cuDNN log is read from, the TF32 reading of
+# kernel names, and the facts built from a cudnn.benchmark comparison.
+
+
+def test_cudnn_child_script_runs_the_body_under_this_process_settings(tmp_path):
+    import subprocess
+    import sys
+
+    from reportgen.measure.settings import applied_settings
+    body = ("conv = torch.nn.Conv1d(4, 8, 1).to(device)\n"
+            "x = torch.randn(2, 16, 4, device=device)\n"
+            "y = conv(x.permute(0, 2, 1))\n"
+            "from reportgen.measure.settings import cuda_settings_now\n"
+            "import json; print(json.dumps({**cuda_settings_now(), 'shape': list(y.shape), 'grad': y.requires_grad}))\n")
+    with applied_settings(cudnn_deterministic=True, conv_tf32=False):
+        script = K.cudnn_child_script(body, torch.device("cpu"), cudnn_benchmark=True)
+    compile(script, "<child>", "exec")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    child = json.loads(out.stdout.strip().splitlines()[-1])
+    # the parent's settings at build time, the override on top, the permuted input, no autograd
+    assert child["cudnn_deterministic"] is True and child["conv_tf32"] is False and child["cudnn_benchmark"] is True
+    assert child["shape"] == [2, 8, 16] and child["grad"] is False
+    # and the parent is back where it was
+    assert torch.backends.cudnn.deterministic is False
+
+
+def test_cudnn_benchmark_effect_without_cuda_is_unknown_not_unchanged():
+    effect = K.cudnn_benchmark_effect("pass", torch.device("cpu"))
+    assert effect["engine_changed"] is None
+    assert effect["off"]["available"] is False and effect["on"]["available"] is False
+
+
+@pytest.mark.parametrize("names, expected", [
+    (["sm80_xmma_gemm_tf32f32_tf32f32_f32_nn_n_tilesize128x128x16_stage4"], True),
+    (["volta_sgemm_128x64_nn"], False),
+    (["nvjet_tst_128x64_64x4_1x2_h_bz_TNT"], None),  # cuBLASLt names carry no precision: unknown, not "no"
+    (["volta_sgemm_128x64_nn", "nvjet_tst_128x64_64x4_1x2_h_bz_TNT"], None),
+])
+def test_tf32_fact_from_kernel_names(names, expected):
+    kernels = [K.classify_cuda_kernel(n) for n in names]
+    assert K.kernels_use_tf32(kernels) is expected
+
+
+def test_side_facts_carry_the_benchmark_comparison():
+    side = {"impl": "cuDNN implicit gemm", "profile": {"kernels": [K.classify_cuda_kernel("volta_sgemm_128x64_nn")]},
+            "cudnn_benchmark": {"engine_changed": True}}
+    facts = K._side_facts("Conv1d", side)
+    assert facts["kernels.conv1d.cudnn_benchmark_changes_engine"] is True and facts["kernels.conv1d.tf32"] is False
+
+
+def test_cpu_profile_keeps_what_the_profiler_said():
+    lin = torch.nn.Linear(4, 4)
+    x = torch.randn(3, 4)
+    with torch.no_grad():
+        side = K.capture_side(lambda: lin(x), torch.device("cpu"), calls=1)
+    assert isinstance(side["profile"]["log"], str) and "no CUDA kernel" not in side.get("note", "")
+
+
+def test_kernels_template_shows_the_benchmark_comparison(cpu_section):
+    section = json.loads(json.dumps(cpu_section))
+    side = section["sides"]["Conv1d"]
+    log = {"available": True, "engine_ids": ["7"], "plan_tags": ["eng7_k2=1"], "algos": []}
+    side["cudnn_benchmark"] = {"off": log, "on": {**log, "engine_ids": ["12"]}, "engine_changed": True}
+    html = _render("kernels", section)
+    assert "off: engines 7, plans eng7_k2=1; on: engines 12" in html and "benchmark changes cuDNN" in html
+    side["cudnn_benchmark"] = {"off": {"available": False, "reason": "CUDA not available"},
+                               "on": {"available": False, "reason": "CUDA not available"}, "engine_changed": None}
+    html = _render("kernels", section)
+    assert "not captured (CUDA not available)" in html and "cannot tell" in html

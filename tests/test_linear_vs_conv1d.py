@@ -69,3 +69,31 @@ def test_timing_records_raw_samples_and_ratio(cpu_ctx):
     for t in out.timings:
         assert t["runs"] == 3 and len(t["samples_s"]) == 3 and t["median_s"] > 0
     assert out.facts["timing.forward.conv1d_over_linear"] > 0
+
+
+def _claim_verdict(facts: dict, claim_id: str) -> str:
+    from reportgen.claims import evaluate
+    from reportgen.results import CaseResult
+    from reportgen.suite import load_suite
+    spec = load_suite("default").select(("linear_vs_conv1d",))
+    r = CaseResult(id="linear_vs_conv1d/cpu/float32", case="linear_vs_conv1d", kind="linear_vs_conv1d",
+                   description="", device="cpu", dtype="float32", params={}, seed=0, status="ok", facts=facts)
+    return next(c for c in evaluate(spec, [r]) if c["id"] == claim_id)["verdict"]
+
+
+def test_reduced_precision_is_not_blamed_on_the_formulation(cpu_ctx):
+    from reportgen.measure.settings import applied_settings
+    base = run(cpu_ctx)
+    assert base.facts["precision.reduced"] is False and base.facts["precision.reduced_paths"] == "none"
+    with applied_settings(mkldnn_conv_fp32_precision="bf16"):
+        bf16 = run(cpu_ctx)
+    assert bf16.facts["precision.reduced"] is True and bf16.facts["precision.reduced_paths"] == "oneDNN conv BF16"
+    assert any("Reduced-precision paths enabled" in n for n in bf16.notes)
+    # An out-of-bound difference counts for "Conv1d captures correlation" only when no reduced-precision path
+    # could explain it (whether oneDNN really used BF16 here depends on the CPU, so the verdicts are set by hand).
+    oob = {**base.facts, "fwd.linear_vs_conv1d.verdict": "out of bound"}
+    claim = "conv1d-captures-correlation"
+    assert _claim_verdict(oob, claim) == "holds"
+    assert _claim_verdict({**oob, "precision.reduced": True}, claim) == "does not hold"
+    assert _claim_verdict(base.facts, claim) == "does not hold"
+    assert _claim_verdict(bf16.facts, claim) == "does not hold"

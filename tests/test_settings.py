@@ -138,3 +138,36 @@ def test_none_means_leave_alone():
     before = _state()
     with applied_settings(**{name: None for name in APPLIERS}) as inside:
         assert inside == before[0]
+
+
+def test_cuda_settings_now_reads_what_applied_settings_set():
+    from reportgen.measure.settings import cuda_settings_now
+    before = cuda_settings_now()
+    with applied_settings(cudnn_deterministic=True, conv_tf32=not before["conv_tf32"],
+                          matmul_tf32=not before["matmul_tf32"], deterministic_algorithms=True):
+        inside = cuda_settings_now()
+        # applying what it read, in another block, changes nothing: it is a faithful description
+        with applied_settings(**inside) as again:
+            assert cuda_settings_now() == inside and again == capture_settings()
+    assert inside["cudnn_deterministic"] and inside["deterministic_algorithms"]
+    assert inside["conv_tf32"] != before["conv_tf32"] and inside["matmul_tf32"] != before["matmul_tf32"]
+    assert cuda_settings_now() == before
+
+
+def test_reduced_precision_paths_follow_the_precision_tree():
+    from reportgen.measure.settings import reduced_precision_paths
+    cpu = torch.device("cpu")
+    plain = {"fp32_precision": "none", "mkldnn.fp32_precision": "none", "mkldnn.matmul.fp32_precision": "none",
+             "mkldnn.conv.fp32_precision": "none"}
+    assert reduced_precision_paths(plain, cpu, torch.float32) == []
+    assert reduced_precision_paths({**plain, "mkldnn.conv.fp32_precision": "bf16"}, cpu, torch.float32) == [
+        "oneDNN conv BF16"]
+    # a backend-wide or global value reaches leaves that say "none"; an explicit leaf wins
+    assert reduced_precision_paths({**plain, "mkldnn.fp32_precision": "tf32", "mkldnn.conv.fp32_precision": "ieee"},
+                                   cpu, torch.float32) == ["oneDNN matmul TF32"]
+    assert reduced_precision_paths({**plain, "fp32_precision": "bf16"}, cpu, torch.float32) == [
+        "oneDNN matmul BF16", "oneDNN conv BF16"]
+    # only float32 work takes these paths
+    assert reduced_precision_paths({**plain, "fp32_precision": "bf16"}, cpu, torch.float64) == []
+    with applied_settings(mkldnn_matmul_fp32_precision="tf32") as now:
+        assert reduced_precision_paths(now, cpu, torch.float32) == ["oneDNN matmul TF32"]

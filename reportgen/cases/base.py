@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import torch
 
@@ -44,6 +45,19 @@ class CaseContext:
     def generator(self, offset: int = 0) -> torch.Generator:
         """A CPU generator seeded from the case seed (draw on CPU, then move: same numbers on every device)."""
         return torch.Generator().manual_seed(self.seed + offset)
+
+    @contextlib.contextmanager
+    def global_rng(self, offset: int = 0) -> Iterator[None]:
+        """The global RNGs seeded with ``seed + offset`` for the block (for code that draws from them, such as
+        nn modules' default init), then restored: the CPU one and, on CUDA, the case device's.
+
+        ``torch.manual_seed`` seeds every CUDA device too, which ``fork_rng(devices=[])`` would not restore."""
+        devices = []
+        if self.device.type == "cuda":
+            devices = [self.device.index if self.device.index is not None else torch.cuda.current_device()]
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.seed + offset)
+            yield
 
     def randn(self, *shape: int, gen: torch.Generator, dtype: torch.dtype | None = None) -> torch.Tensor:
         return torch.randn(*shape, generator=gen, dtype=torch.float64).to(dtype or self.dtype).to(self.device)
@@ -91,7 +105,7 @@ class CaseOutput:
         self.notes.append(text)
 
     def explain(self, ctx: CaseContext, sides: dict[str, Callable[[], torch.Tensor]], bound: Any, *,
-                calls: int = 3, repeats: int = 3, cudnn_scripts: dict[str, str] | None = None) -> None:
+                calls: int = 3, repeats: int = 3, cudnn_bodies: dict[str, str] | None = None) -> None:
         """Why the sides differ and whether each reproduces itself: the kernels and determinism sections + facts.
 
         ``sides`` maps a label to a callable running that side's forward; ``bound`` is one side's elementwise
@@ -102,7 +116,7 @@ class CaseOutput:
 
         with torch.no_grad():
             ctx.progress("kernel capture")
-            self.extra["kernels"] = kernel_section(sides, ctx.device, calls=calls, cudnn_scripts=cudnn_scripts)
+            self.extra["kernels"] = kernel_section(sides, ctx.device, calls=calls, cudnn_bodies=cudnn_bodies)
             ctx.progress("determinism matrix")
             self.extra["determinism"] = determinism_section(sides, ctx.device, bound=bound, repeats=repeats)
         self.facts.update(self.extra["kernels"]["facts"])

@@ -24,6 +24,7 @@ from torch import nn
 
 from reportgen.cases import CaseContext, CaseOutput, CaseSkipped, register
 from reportgen.measure.numerics import compare, conv1d_bound
+from reportgen.measure.settings import applied_settings
 from reportgen.probes import ProbeResult, run_probe
 
 SOURCE = "https://www.mindspore.cn/docs/en/r2.0/note/api_mapping/pytorch_diff/Conv1d.html"
@@ -180,8 +181,7 @@ def torch_facts(ctx: CaseContext, out: CaseOutput) -> dict[str, Any]:
     out.fact("torch.default_pads_input", out.facts["torch.default_output_length"] > length - (p["kernel_size"] - 1))
     _torch_padding_modes(out)
     _torch_examples(p, out)
-    with torch.random.fork_rng(devices=[]):  # default init draws from the global RNG: seed it, then restore
-        torch.manual_seed(ctx.seed)
+    with ctx.global_rng():  # default init draws from the global RNG: seed it, then restore
         init = nn.Conv1d(p["init_in_channels"], p["init_out_channels"], p["init_kernel_size"])
     return {"weight": init.weight.detach().numpy().reshape(-1), "bias": init.bias.detach().numpy().reshape(-1),
             "groups": init.groups}
@@ -354,7 +354,13 @@ def run(ctx: CaseContext) -> CaseOutput:
 def _torch_side(ctx: CaseContext, out: CaseOutput, inp: Inputs) -> tuple[dict[str, torch.Tensor], list[list[Any]]]:
     p = ctx.params
     init = torch_facts(ctx, out)
-    torch_out = torch_outputs(inp, ctx.device)
+    # The other frameworks run their convolutions in float32 on the CPU; on a GPU, torch's cuDNN would use TF32 by
+    # default and every cross-framework comparison would measure TF32 instead of the frameworks' semantics.
+    with applied_settings(conv_tf32=False if ctx.device.type == "cuda" else None):
+        torch_out = torch_outputs(inp, ctx.device)
+    if ctx.device.type == "cuda":
+        out.note("PyTorch's outputs here were computed with cuDNN TF32 off (float32 throughout), like the other "
+                 "frameworks' CPU outputs they are compared with.")
     numeric_comparisons(out, inp, "torch", "PyTorch", torch_out, torch_out)
     rows: list[list[Any]] = []
     fan_in = p["init_in_channels"] * p["init_kernel_size"] // init["groups"]

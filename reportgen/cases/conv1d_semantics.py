@@ -159,8 +159,7 @@ def _padding_control(ctx: CaseContext, out: CaseOutput, x: torch.Tensor, c_in: i
 
 def _seeded_conv(ctx: CaseContext, offset: int, *args: Any, **kwargs: Any) -> nn.Conv1d:
     """A Conv1d with default init drawn from a fixed seed, without disturbing the global RNG."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(ctx.seed + offset)
+    with ctx.global_rng(offset):
         conv = nn.Conv1d(*args, **kwargs)
     return conv.to(ctx.device, ctx.dtype)
 
@@ -322,8 +321,7 @@ def uniform_fit(samples: np.ndarray, half_width: float, alpha: float) -> dict[st
 def _pooled_init(ctx: CaseContext, offset: int, modules: int, c_in: int, c_out: int, kernel: int,
                  groups: int) -> tuple[np.ndarray, np.ndarray]:
     ws, bs = [], []
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(ctx.seed + offset)
+    with ctx.global_rng(offset):
         for _ in range(modules):
             conv = nn.Conv1d(c_in, c_out, kernel, groups=groups, device=ctx.device, dtype=ctx.dtype)
             ws.append(conv.weight.detach().double().cpu().flatten())

@@ -45,12 +45,15 @@ def cpu_cells() -> dict[str, dict[str, Any]]:
 
 
 def cuda_cells() -> dict[str, dict[str, Any]]:
-    """Cells of the CUDA matrix: determinism switches, cuDNN benchmark, TF32 for matmul and conv."""
+    """Cells of the CUDA matrix: determinism switches, TF32 for matmul and conv.
+
+    No cudnn.benchmark cell: in one process cuDNN's plan cache (keyed without benchmark) hands the benchmark call
+    the plan the baseline call chose, so the cell would always read "bitwise equal". Its effect is measured in
+    fresh processes instead (kernels.cudnn_benchmark_effect)."""
     return {
         "baseline": {},
         "deterministic algorithms": {"deterministic_algorithms": True},
         "cudnn.deterministic": {"cudnn_deterministic": True},
-        "cudnn.benchmark": {"cudnn_benchmark": True},
         "matmul TF32 on": {"matmul_tf32": True},
         "conv TF32 off": {"conv_tf32": False},
         "TF32 off (matmul+conv)": {"matmul_tf32": False, "conv_tf32": False},
@@ -236,6 +239,10 @@ def determinism_section(sides: dict[str, Callable[[], torch.Tensor]], device: to
                                 "the fp32 rounding bound; that excess is the TF32 effect, not an error.")
         section["notes"].append("With deterministic algorithms on, cuBLAS raises unless CUBLAS_WORKSPACE_CONFIG is "
                                 "set (e.g. :4096:8) before the run; such a cell shows the error instead of a result.")
+        section["notes"].append("cudnn.benchmark has no cell: within one process cuDNN reuses the plan the first "
+                                "call chose whatever the flag says; where a case provides the call as code, the "
+                                "kernels section compares the engines cuDNN picks with benchmark off and on, each "
+                                "in a fresh process.")
         section["tf32_effect"] = tf32_effect(section["matrix"])
         section["notes"] += [e["note"] for e in section["tf32_effect"].values()]
     section["facts"] = _facts(section)

@@ -215,9 +215,11 @@ def collect_cuda() -> dict[str, Any]:
         "cudnn_loaded": _field(torch.backends.cudnn.version),  # the library actually loaded, not one on disk
         "device_count": torch.cuda.device_count(),
         "devices": devices,
-        "cublas_workspace_size": _field(lambda: torch._C._cuda_get_cublas_workspace_size()
-                                        if hasattr(torch._C, "_cuda_get_cublas_workspace_size")
-                                        else "unavailable: not in this torch"),
+        # Which BLAS library matmuls go to (cuBLAS or cuBLASLt pick different kernels) and their workspaces (a
+        # bigger workspace admits other algorithms; CUBLAS_WORKSPACE_CONFIG is also what determinism asks for).
+        "preferred_blas_library": _field(lambda: str(torch.backends.cuda.preferred_blas_library()).split(".")[-1]),
+        "cublas_workspace_size": _field(torch.backends.cuda.cublas_workspace_size),
+        "cublaslt_workspace_size": _field(torch.backends.cuda.cublaslt_workspace_size),
     }
 
 

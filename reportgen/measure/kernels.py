@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from reportgen.measure.settings import applied_settings
+from reportgen.measure.settings import applied_settings, cuda_settings_now
 
 # ---------------------------------------------------------------------------------------------------------- fd capture
 
@@ -361,7 +361,9 @@ def profile_rows(fn: Callable[[], Any], calls: int, device: torch.device) -> lis
     if device.type == "cuda":
         activities.append(ProfilerActivity.CUDA)
     with torch.no_grad() if not torch.is_grad_enabled() else contextlib.nullcontext():
-        with capture_fd(1), capture_fd(2):  # kineto prints start/stop banners from C; keep them out of the log
+        # kineto prints start/stop banners from C; keep them out of the run's log, but keep what it said: when
+        # CUPTI is unavailable or denied, that text is the only trace of why no GPU kernel was recorded.
+        with capture_fd(1), capture_fd(2) as err:
             with profile(activities=activities) as prof:
                 for _ in range(calls):
                     fn()
@@ -374,7 +376,7 @@ def profile_rows(fn: Callable[[], Any], calls: int, device: torch.device) -> lis
                      "cpu_total_us": float(e.cpu_time_total), "self_device_us": _self_device_us(e),
                      "kind": "kernel" if is_kernel else "op"})
     chain = _dispatch_chain(prof.events())
-    return [{"chain": chain}] + rows
+    return [{"chain": chain, "log": err.text.strip()[-600:]}] + rows
 
 
 def _dispatch_chain(events: Any) -> list[str]:
@@ -431,7 +433,8 @@ def _us(cell: str) -> float:
 
 def summarise_profile(rows: list[dict[str, Any]], top: int = 6) -> dict[str, Any]:
     """Top ATen ops by self CPU share and CUDA kernels by device-time share, with kernel classification."""
-    chain = next((r["chain"] for r in rows if "chain" in r), [])
+    head = next((r for r in rows if "chain" in r), {})
+    chain = head.get("chain", [])
     ops = [r for r in rows if r.get("kind") == "op" and r["name"].startswith("aten::")]
     kernels = [r for r in rows if r.get("kind") == "kernel"]
     cpu_total = sum(r["self_cpu_us"] for r in ops) or 0.0
@@ -444,6 +447,7 @@ def summarise_profile(rows: list[dict[str, Any]], top: int = 6) -> dict[str, Any
                  "share": r["self_cpu_us"] / cpu_total if cpu_total else None} for r in top_ops],
         "kernels": [{**classify_cuda_kernel(r["name"]), "count": r["count"], "time_us": r["self_device_us"],
                      "share": r["self_device_us"] / dev_total if dev_total else None} for r in top_kernels],
+        "log": head.get("log", ""),
     }
 
 
@@ -517,6 +521,43 @@ def cudnn_log_capture(script: str, timeout: float = 120.0) -> dict[str, Any]:
         return {"available": True, "log_chars": len(text), **parsed}
 
 
+def cudnn_child_script(body: str, device: torch.device, **overrides: Any) -> str:
+    """A self-contained script that runs ``body`` as this process would: on ``device`` (the name ``device`` is
+    defined for it), without grad, under this process's cuDNN/TF32/determinism settings
+    (:func:`~reportgen.measure.settings.cuda_settings_now`) with ``overrides`` on top (``cudnn_benchmark=True``).
+
+    The cuDNN log child must see the same layout, device and settings as the profiled call, or its log names the
+    engine of another problem."""
+    settings = {**cuda_settings_now(), **overrides}
+    lines = ["import torch", "from reportgen.measure.settings import applied_settings",
+             f"device = torch.device({str(device)!r})"]
+    if device.type == "cuda":
+        lines.append("torch.cuda.set_device(device)")
+    lines.append(f"with applied_settings(**{settings!r}), torch.no_grad():")
+    lines += [f"    {line}" for line in body.strip("\n").splitlines()]
+    if device.type == "cuda":
+        lines.append("    torch.cuda.synchronize(device)")
+    return "\n".join(lines) + "\n"
+
+
+def _engines(log: dict[str, Any]) -> tuple[list[str], list[str], list[str]] | None:
+    if not log.get("available"):
+        return None
+    return (log.get("engine_ids", []), log.get("plan_tags", []), log.get("algos", []))
+
+
+def cudnn_benchmark_effect(body: str, device: torch.device) -> dict[str, Any]:
+    """cuDNN's log of ``body`` with cudnn.benchmark off and on, each in a fresh process.
+
+    In-process the comparison says nothing: cuDNN's plan cache is looked up before the benchmark branch and its
+    key (shapes, layout, dtype, deterministic, TF32) does not include benchmark, so once the default call has run,
+    a benchmark call reuses its plan (aten/src/ATen/native/cudnn/Conv_v8.cpp, run_single_conv)."""
+    logs = {flag: cudnn_log_capture(cudnn_child_script(body, device, cudnn_benchmark=flag)) for flag in (False, True)}
+    off, on = _engines(logs[False]), _engines(logs[True])
+    changed = None if off is None or on is None or not (off[0] or off[1]) else off != on
+    return {"off": logs[False], "on": logs[True], "engine_changed": changed}
+
+
 # ------------------------------------------------------------------------------------------------ per side
 
 
@@ -550,8 +591,18 @@ def capture_side(fn: Callable[[], Any], device: torch.device, calls: int = 3) ->
         side["mkl_info"] = mkl["info"]
         if reason:
             side["note"] = reason
+    elif device.type == "cuda" and not side["profile"]["kernels"]:
+        said = side["profile"]["log"]
+        side["note"] = ("the profiler recorded no CUDA kernel (CUPTI unavailable, or profiling not permitted for "
+                        "this user?); the implementation below is inferred from the op name"
+                        + (f". Profiler output: {said[-300:]}" if said else ""))
     side["impl"] = implementation(side)
     return side
+
+
+def _compute_kernels(kernels: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The kernels that did the arithmetic: not layout transforms, not ATen's elementwise helpers (if any are)."""
+    return [k for k in kernels if k["algo"] != "layout transform" and k["library"] != "ATen"] or kernels
 
 
 def implementation(side: dict[str, Any]) -> str:
@@ -562,8 +613,7 @@ def implementation(side: dict[str, Any]) -> str:
     if side.get("mkl"):
         main = side["mkl"]["main"]
         return f"MKL {main['function']}"
-    kernels = side.get("profile", {}).get("kernels", [])
-    compute = [k for k in kernels if k["algo"] != "layout transform" and k["library"] != "ATen"] or kernels
+    compute = _compute_kernels(side.get("profile", {}).get("kernels", []))
     if compute:
         k = compute[0]
         prec = f" {k['precision'].upper()}" if k["precision"] else ""
@@ -627,11 +677,12 @@ def _compute_op(chain: list[str]) -> str:
 
 # ------------------------------------------------------------------------------------------------ section
 
-#: Variants the CUDA capture repeats under, to show which settings change the kernel choice.
+#: Variants the CUDA capture repeats under, to show which settings change the kernel choice. cudnn.benchmark is
+#: not one of them: in-process it would reuse the plan the default call chose (see cudnn_benchmark_effect).
 CUDA_VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
-    "cudnn.benchmark": {"cudnn_benchmark": True},
     "tf32 off": {"matmul_tf32": False, "conv_tf32": False},
+    "deterministic": {"deterministic_algorithms": True, "cudnn_deterministic": True},
 }
 
 
@@ -640,12 +691,13 @@ def _fact_name(label: str) -> str:
 
 
 def kernel_section(sides: dict[str, Callable[[], Any]], device: torch.device, calls: int = 3,
-                   cudnn_scripts: dict[str, str] | None = None) -> dict[str, Any]:
+                   cudnn_bodies: dict[str, str] | None = None) -> dict[str, Any]:
     """Per side: which ops/kernels ran and a one-line summary; JSON-able, for ``CaseOutput.extra["kernels"]``.
 
     ``sides`` maps a label (e.g. "Linear", "Conv1d") to a callable that runs that side once. On CUDA the capture
-    is repeated under :data:`CUDA_VARIANTS` and, when ``cudnn_scripts`` (label -> self-contained Python script
-    running that side) is given, cuDNN's API log is read from a child process. ``facts`` holds flat facts:
+    is repeated under :data:`CUDA_VARIANTS` and, when ``cudnn_bodies`` (label -> Python code running that side
+    once, self-contained but for ``device``; see :func:`cudnn_child_script`) is given, cuDNN's API log is read
+    from child processes, under this process's settings and with cudnn.benchmark off and on. ``facts`` holds flat facts:
     ``kernels.<side>.impl`` and, where measured, ``kernels.<side>.reorders_per_call`` and
     ``kernels.<side>.reorder_time_share`` (CPU) or ``kernels.<side>.tf32`` (CUDA).
     """
@@ -661,8 +713,9 @@ def kernel_section(sides: dict[str, Callable[[], Any]], device: torch.device, ca
             continue
         if device.type == "cuda":
             side["variants"] = _cuda_variants(fn, device, calls)
-            if cudnn_scripts and label in cudnn_scripts:
-                side["cudnn_log"] = cudnn_log_capture(cudnn_scripts[label])
+            if cudnn_bodies and label in cudnn_bodies:
+                side["cudnn_log"] = cudnn_log_capture(cudnn_child_script(cudnn_bodies[label], device))
+                side["cudnn_benchmark"] = cudnn_benchmark_effect(cudnn_bodies[label], device)
         side["summary"] = summary_line(label, side)
         section["sides"][label] = side
         section["summary"].append(side["summary"])
@@ -696,6 +749,18 @@ def _side_facts(label: str, side: dict[str, Any]) -> dict[str, Any]:
         facts[f"{key}.reorder_time_share.noisy"] = True  # library timings on a shared machine
     kernels = side.get("profile", {}).get("kernels", [])
     if kernels:
-        facts[f"{key}.tf32"] = any(k["precision"] == "tf32" for k in kernels)
+        facts[f"{key}.tf32"] = kernels_use_tf32(kernels)
         facts[f"{key}.kernel"] = kernels[0]["name"]
+    bench = side.get("cudnn_benchmark")
+    if bench is not None:
+        facts[f"{key}.cudnn_benchmark_changes_engine"] = bench["engine_changed"]
     return facts
+
+
+def kernels_use_tf32(kernels: list[dict[str, Any]]) -> bool | None:
+    """True if a compute kernel's name says TF32; False only if every compute kernel's precision is known and none
+    is TF32; None when a name does not tell (e.g. cuBLASLt ``nvjet_*`` kernels encode no precision)."""
+    compute = _compute_kernels(kernels)
+    if any(k["precision"] == "tf32" for k in compute):
+        return True
+    return False if all(k["precision"] for k in compute) else None

@@ -290,6 +290,53 @@ APPLIERS: dict[str, tuple[Callable[[Any], None], type]] = {
 }
 
 
+def _resolved_precision(settings: dict[str, Any], *path: str) -> str:
+    """A fp32_precision leaf as it takes effect: "none" defers to its backend's value, then to the root's."""
+    for key in (".".join(path), path[0], ""):
+        value = settings.get(f"{key}.fp32_precision" if key else "fp32_precision")
+        if isinstance(value, str) and value not in ("none", ""):
+            return value
+    return "ieee"
+
+
+def reduced_precision_paths(settings: dict[str, Any], device: torch.device, dtype: torch.dtype) -> list[str]:
+    """The lower-precision paths ``settings`` (a :func:`capture_settings` dict) enable for float32 matmul and
+    convolution on ``device``: TF32 in cuBLAS/cuDNN on an Ampere or newer GPU, BF16/TF32 in oneDNN on the CPU.
+
+    A result computed on such a path may exceed the float32 rounding bound without any fault of the formulation
+    under test; claims that blame the formulation must check this first. Enabled is not used: oneDNN and cuDNN
+    may still pick a full-precision kernel (the kernels section tells which ran)."""
+    if dtype != torch.float32:
+        return []
+    paths = []
+    if device.type == "cuda":
+        if torch.cuda.get_device_capability(device) < (8, 0):  # no TF32 units before Ampere
+            return []
+        for label, path in (("cuBLAS matmul", ("cuda", "matmul")), ("cuDNN conv", ("cudnn", "conv"))):
+            if _resolved_precision(settings, *path) == "tf32":
+                paths.append(f"{label} TF32")
+    elif device.type == "cpu":
+        for label, path in (("oneDNN matmul", ("mkldnn", "matmul")), ("oneDNN conv", ("mkldnn", "conv"))):
+            value = _resolved_precision(settings, *path)
+            if value in ("bf16", "tf32"):
+                paths.append(f"{label} {value.upper()}")
+    return paths
+
+
+def cuda_settings_now() -> dict[str, Any]:
+    """The settings that decide cuDNN/cuBLAS algorithm choice, as :func:`applied_settings` keyword arguments.
+
+    For a child process that must run a kernel the way this process would (the cuDNN log child): it applies
+    these on start. TF32 is read from the resolved fp32_precision leaves, whichever API set it."""
+    state = precision_state()
+    return {"deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+            "cudnn_enabled": bool(torch.backends.cudnn.enabled),
+            "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
+            "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
+            "conv_tf32": state["cuda/conv"][0] == "tf32",
+            "matmul_tf32": state["cuda/matmul"][0] == "tf32"}
+
+
 @contextlib.contextmanager
 def applied_settings(**settings: Any) -> Iterator[dict[str, Any]]:
     """Apply ``settings`` (names in :data:`APPLIERS`) for the block; restore the previous state exactly on exit.
