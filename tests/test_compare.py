@@ -195,6 +195,22 @@ def test_compare_html_is_escaped_deterministic_and_draws_the_ratios(base):
     assert 'class="changed"' in page
 
 
+def test_claims_untestable_in_every_run_are_listed_by_id(base):
+    def with_claims(run, verdicts):
+        r = copy.deepcopy(run)
+        r["claims"] = [dict(copy.deepcopy(run["claims"][0]), id=f"c{i}", text=f"claim {i}", verdict=v)
+                       for i, v in enumerate(verdicts)]
+        return r
+    a = with_claims(base, ["holds", "not measurable here", "not measurable here"])
+    b = with_claims(base, ["holds", "not measurable here", "holds"])
+    section = cmp.render_compare_html(cmp.compare_runs([a, b], ["a", "b"])).split('<h2 id="claims">')[1]
+    section = section.split("<h2")[0]
+    assert "Not measurable in any of these runs (1):\n<code>c1</code>." in section
+    assert "1 claim(s) with the same verdict in every run" in section and "claim 0" in section
+    assert "claim 2" in section.split("claim verdict(s) changed")[1]  # measurable in b: a change, in the table
+    assert "claim 1" not in section
+
+
 # ------------------------------------------------------------------------------------------------ CLI
 
 def test_compare_cli_reads_json_and_html_and_refuses_to_overwrite(base, tmp_path):
