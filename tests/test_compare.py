@@ -205,7 +205,7 @@ def test_claims_untestable_in_every_run_are_listed_by_id(base):
     b = with_claims(base, ["holds", "not measurable here", "holds"])
     section = cmp.render_compare_html(cmp.compare_runs([a, b], ["a", "b"])).split('<h2 id="claims">')[1]
     section = section.split("<h2")[0]
-    assert "Not measurable in any of these runs (1):\n<code>c1</code>." in section
+    assert "Not measurable in any of these runs (1):\n<code>linear_vs_conv1d/c1</code>." in section
     assert "1 claim(s) with the same verdict in every run" in section and "claim 0" in section
     assert "claim 2" in section.split("claim verdict(s) changed")[1]  # measurable in b: a change, in the table
     assert "claim 1" not in section

@@ -384,11 +384,51 @@ def test_cpu_profile_keeps_what_the_profiler_said():
 def test_kernels_template_shows_the_benchmark_comparison(cpu_section):
     section = json.loads(json.dumps(cpu_section))
     side = section["sides"]["Conv1d"]
-    log = {"available": True, "engine_ids": ["7"], "plan_tags": ["eng7_k2=1"], "algos": []}
-    side["cudnn_benchmark"] = {"off": log, "on": {**log, "engine_ids": ["12"]}, "engine_changed": True}
+    log = {"available": True, "engine_ids": ["7", "12"], "executed_engine_ids": ["7"], "plan_tags": [], "algos": []}
+    side["cudnn_benchmark"] = {"off": log, "on": {**log, "executed_engine_ids": ["12"]}, "engine_changed": True}
     html = _render("kernels", section)
-    assert "off: engines 7, plans eng7_k2=1; on: engines 12" in html and "benchmark changes cuDNN" in html
+    assert "off: executed engine 7; on: executed engine 12" in html and "benchmark changes cuDNN" in html
     side["cudnn_benchmark"] = {"off": {"available": False, "reason": "CUDA not available"},
                                "on": {"available": False, "reason": "CUDA not available"}, "engine_changed": None}
     html = _render("kernels", section)
     assert "not captured (CUDA not available)" in html and "cannot tell" in html
+
+
+def test_executed_engine_is_read_from_execute_calls_only():
+    # Shaped like the recorded cuDNN 8/9 backend logs above (fixtures/cudnn_log_excerpts.txt): descriptors nested
+    # with "i!" lines. Constructed, not recorded: no GPU was available to record a cudnnBackendExecute block.
+    def block(func, engine):
+        return (f"I! CuDNN (v91200 46) function {func}() called:\n"
+                "i!     executionPlan: type=CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR:\n"
+                "i!         engcfg: type=CUDNN_BACKEND_ENGINECFG_DESCRIPTOR:\n"
+                "i!             engine: type=CUDNN_BACKEND_ENGINE_DESCRIPTOR:\n"
+                f"i!                 engine_id: type=int; val={engine};\n")
+    candidates = "".join(block("cudnnBackendFinalize", e) for e in (3, 7, 12))
+    parsed = K.parse_cudnn_log(candidates + block("cudnnBackendExecute", 7))
+    assert parsed["engine_ids"] == ["3", "7", "12"] and parsed["executed_engine_ids"] == ["7"]
+    # the benchmark comparison reads only executed engines: candidate lists that differ are no change
+    off = {"available": True, **parsed}
+    on = {"available": True, **K.parse_cudnn_log(candidates + block("cudnnBackendFinalize", 20)
+                                                 + block("cudnnBackendExecute", 7))}
+    assert K._executed(off) == K._executed(on) == ["7"]
+    assert K._executed({"available": True, **K.parse_cudnn_log(candidates)}) is None  # not named: unknown
+
+
+def test_cuda_variant_errors_stay_in_their_variant():
+    # A variant whose settings make a library raise records the error; the others and the case go on.
+    def fn():
+        if torch.backends.cudnn.deterministic:
+            raise RuntimeError("refused under cudnn.deterministic")
+        return torch.ones(2)
+
+    out = K._cuda_variants(fn, torch.device("cpu"), calls=1)
+    assert out["failed"] == ["deterministic"] and "refused" in out["deterministic"]["error"]
+    assert out["changed_by"] == [] and isinstance(out["default"], list)
+    assert torch.backends.cudnn.deterministic is False and torch.are_deterministic_algorithms_enabled() is False
+
+
+def test_cudnn_child_script_names_the_cuda_device_index():
+    script = K.cudnn_child_script("conv(x)", torch.device("cuda", 1))
+    compile(script, "<child>", "exec")
+    assert "device = torch.device('cuda', 1)" in script and "torch.cuda.set_device(1)" in script
+    assert "torch.cuda.synchronize(device)" in script

@@ -339,15 +339,27 @@ def _why(ctx: CaseContext, out: CaseOutput) -> None:
 
 
 def _reduced_precision(ctx: CaseContext, out: CaseOutput) -> None:
-    """Record the lower-precision paths the settings enable (TF32 on CUDA, BF16/TF32 in oneDNN): a difference
-    outside the float32 bound is then expected from them, not from Conv1d vs Linear (claims check this fact)."""
+    """Whether every side computed in full float32, for claims that would blame Conv1d vs Linear for a difference
+    outside the float32 bound: a lower-precision path the settings enable (TF32 on an Ampere+ GPU, BF16/TF32 in
+    oneDNN) explains such a difference by itself.
+
+    ``precision.reduced_used``: False when no path is enabled, or (CUDA) every profiled kernel's name says full
+    fp32; True when a kernel name says TF32; None when a path is enabled and the names do not tell (always so on
+    CPU, where oneDNN's implementation names do not carry the math mode). ``precision.fp32_only`` is True only
+    when it is False, else None (unknown): a rule reading it cannot conclude on a result it cannot judge."""
     paths = reduced_precision_paths(capture_settings(), ctx.device, ctx.dtype)
-    out.fact("precision.reduced", bool(paths))
-    out.fact("precision.reduced_paths", ", ".join(paths) or "none")
+    used: bool | None = False
     if paths:
-        out.note(f"Reduced-precision paths enabled for this result: {', '.join(paths)}. A side that takes one may "
-                 "exceed the float32 rounding bound; the kernels section says which kernels ran, the determinism "
-                 "matrix shows the difference with TF32 off where the device has TF32.")
+        evidence = [out.facts.get(f"kernels.{side}.tf32") for side in ("linear", "conv1d")]
+        used = True if True in evidence else (False if ctx.device.type == "cuda" and
+                                              all(e is False for e in evidence) else None)
+        taken = {True: "taken", False: "not taken by the kernels that ran", None: "cannot tell whether taken"}[used]
+        out.note(f"Reduced-precision paths enabled for this result: {', '.join(paths)} ({taken}). A side on one "
+                 "may exceed the float32 rounding bound; the determinism matrix shows the difference with TF32 off "
+                 "where the device has TF32.")
+    out.fact("precision.reduced_paths", ", ".join(paths) or "none")
+    out.fact("precision.reduced_used", used)
+    out.fact("precision.fp32_only", True if used is False else None)
 
 
 @register("linear_vs_conv1d", "nn.Conv1d(kernel_size=1) vs nn.Linear with shared weights: forward and gradient "
@@ -356,13 +368,13 @@ def _reduced_precision(ctx: CaseContext, out: CaseOutput) -> None:
 def run(ctx: CaseContext) -> CaseOutput:
     _check_dtype_supported(ctx.device, ctx.dtype)
     out = CaseOutput()
-    _reduced_precision(ctx, out)
     ctx.progress("forward and backward")
     diffs = _forward_backward(ctx, out)
     _histograms(out, diffs, ctx.params["histogram_bins"])
     ctx.progress("growth with depth and K")
     _growth(ctx, out)
     _why(ctx, out)
+    _reduced_precision(ctx, out)  # after _why: reads the kernel facts
     if ctx.timing_enabled:
         _timing(ctx, out)
     return out

@@ -474,9 +474,13 @@ def parse_cudnn_log(text: str) -> dict[str, Any]:
     blocks = _cudnn_blocks(text)
     functions: dict[str, int] = {}
     engines: list[str] = []
+    executed: list[str] = []
     for _version, func, body in blocks:
         functions[func] = functions.get(func, 0) + 1
-        engines += re.findall(r"engine_?[iI]d: type=int(?:64_t)?; val=(-?\d+)", body)
+        ids = re.findall(r"engine_?[iI]d: type=int(?:64_t)?; val=(-?\d+)", body)
+        engines += ids
+        if func == "cudnnBackendExecute":  # the plan that ran, where the log spells out its engine
+            executed += ids
         if func == "cudnnBackendSetAttribute" and "CUDNN_ATTR_ENGINE_GLOBAL_INDEX" in body:
             engines += re.findall(r"\[0\]: type=int(?:64_t)?; val=(-?\d+)", body)
     knobs = re.findall(r"(CUDNN_KNOB_TYPE_\w+): type=\w+; val=(-?\d+)", text)
@@ -486,6 +490,7 @@ def parse_cudnn_log(text: str) -> dict[str, Any]:
     tags = list(dict.fromkeys(re.findall(r"\b(eng\d+(?:_k\d+=\d+)*)\b", text)))
     return {"versions": sorted({v for v, _, _ in blocks}), "functions": functions,
             "engine_ids": list(dict.fromkeys(e for e in engines if e != "-1")),
+            "executed_engine_ids": list(dict.fromkeys(e for e in executed if e != "-1")),
             "knobs": list(dict.fromkeys(f"{k}={v}" for k, v in knobs)), "notes": notes, "algos": algos,
             "math_types": math, "plan_tags": tags}
 
@@ -529,10 +534,13 @@ def cudnn_child_script(body: str, device: torch.device, **overrides: Any) -> str
     The cuDNN log child must see the same layout, device and settings as the profiled call, or its log names the
     engine of another problem."""
     settings = {**cuda_settings_now(), **overrides}
-    lines = ["import torch", "from reportgen.measure.settings import applied_settings",
-             f"device = torch.device({str(device)!r})"]
+    lines = ["import torch", "from reportgen.measure.settings import applied_settings"]
     if device.type == "cuda":
-        lines.append("torch.cuda.set_device(device)")
+        # "cuda" (no index) means the current device: name it, since set_device() needs an index
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        lines += [f"device = torch.device('cuda', {index})", f"torch.cuda.set_device({index})"]
+    else:
+        lines.append(f"device = torch.device({str(device)!r})")
     lines.append(f"with applied_settings(**{settings!r}), torch.no_grad():")
     lines += [f"    {line}" for line in body.strip("\n").splitlines()]
     if device.type == "cuda":
@@ -540,10 +548,10 @@ def cudnn_child_script(body: str, device: torch.device, **overrides: Any) -> str
     return "\n".join(lines) + "\n"
 
 
-def _engines(log: dict[str, Any]) -> tuple[list[str], list[str], list[str]] | None:
-    if not log.get("available"):
-        return None
-    return (log.get("engine_ids", []), log.get("plan_tags", []), log.get("algos", []))
+def _executed(log: dict[str, Any]) -> list[str] | None:
+    """Engines of the plans cuDNN executed; None when the log does not say (every engine a log mentions is no
+    answer: with benchmark on, every candidate is built and timed, and the candidate lists differ anyway)."""
+    return (log.get("executed_engine_ids") or None) if log.get("available") else None
 
 
 def cudnn_benchmark_effect(body: str, device: torch.device) -> dict[str, Any]:
@@ -553,9 +561,8 @@ def cudnn_benchmark_effect(body: str, device: torch.device) -> dict[str, Any]:
     key (shapes, layout, dtype, deterministic, TF32) does not include benchmark, so once the default call has run,
     a benchmark call reuses its plan (aten/src/ATen/native/cudnn/Conv_v8.cpp, run_single_conv)."""
     logs = {flag: cudnn_log_capture(cudnn_child_script(body, device, cudnn_benchmark=flag)) for flag in (False, True)}
-    off, on = _engines(logs[False]), _engines(logs[True])
-    changed = None if off is None or on is None or not (off[0] or off[1]) else off != on
-    return {"off": logs[False], "on": logs[True], "engine_changed": changed}
+    off, on = _executed(logs[False]), _executed(logs[True])
+    return {"off": logs[False], "on": logs[True], "engine_changed": None if off is None or on is None else off != on}
 
 
 # ------------------------------------------------------------------------------------------------ per side
@@ -682,7 +689,9 @@ def _compute_op(chain: list[str]) -> str:
 CUDA_VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
     "tf32 off": {"matmul_tf32": False, "conv_tf32": False},
-    "deterministic": {"deterministic_algorithms": True, "cudnn_deterministic": True},
+    # warn-only: strict mode raises in cuBLAS without CUBLAS_WORKSPACE_CONFIG, and the question here is only which
+    # kernels the deterministic flags select
+    "deterministic": {"deterministic_algorithms": True, "deterministic_warn_only": True, "cudnn_deterministic": True},
 }
 
 
@@ -730,13 +739,18 @@ def kernel_section(sides: dict[str, Callable[[], Any]], device: torch.device, ca
 
 
 def _cuda_variants(fn: Callable[[], Any], device: torch.device, calls: int) -> dict[str, Any]:
-    out = {}
+    out: dict[str, Any] = {}
     for name, settings in CUDA_VARIANTS.items():
-        with applied_settings(**settings):
-            fn()
-            out[name] = summarise_profile(profile_rows(fn, calls, device))["kernels"]
-    names = {k: [x["name"] for x in v] for k, v in out.items()}
-    out["changed_by"] = [k for k in names if k != "default" and names[k] != names["default"]]
+        try:
+            with applied_settings(**settings):
+                fn()
+                out[name] = summarise_profile(profile_rows(fn, calls, device))["kernels"]
+        except RuntimeError as exc:  # e.g. a library refusing a setting: this variant only, not the case
+            out[name] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+    names = {k: [x["name"] for x in v] for k, v in out.items() if isinstance(v, list)}
+    base = names.get("default")
+    out["changed_by"] = [k for k in names if k != "default" and base is not None and names[k] != base]
+    out["failed"] = [k for k, v in out.items() if isinstance(v, dict) and "error" in v]
     return out
 
 

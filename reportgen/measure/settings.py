@@ -312,6 +312,8 @@ def reduced_precision_paths(settings: dict[str, Any], device: torch.device, dtyp
     if device.type == "cuda":
         if torch.cuda.get_device_capability(device) < (8, 0):  # no TF32 units before Ampere
             return []
+        if settings.get("env.NVIDIA_TF32_OVERRIDE") == "0":  # the CUDA libraries' own switch: TF32 off for all
+            return []
         for label, path in (("cuBLAS matmul", ("cuda", "matmul")), ("cuDNN conv", ("cudnn", "conv"))):
             if _resolved_precision(settings, *path) == "tf32":
                 paths.append(f"{label} TF32")
@@ -330,6 +332,7 @@ def cuda_settings_now() -> dict[str, Any]:
     these on start. TF32 is read from the resolved fp32_precision leaves, whichever API set it."""
     state = precision_state()
     return {"deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+            "deterministic_warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),
             "cudnn_enabled": bool(torch.backends.cudnn.enabled),
             "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
             "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
