@@ -116,3 +116,10 @@ def test_quick_suite_end_to_end(tmp_path):
     assert data["cases"] and all(c["status"] in ("ok", "skipped") for c in data["cases"])
     page = (tmp_path / "q" / "report.html").read_text()
     assert extract_embedded(page) == data
+
+
+def test_results_json_is_as_readable_as_the_reports(tiny_run):
+    # results.json is written through a temporary file (atomic); it must not keep mkstemp's private 0600 mode
+    _, out_dir = tiny_run
+    mode = (out_dir / "results.json").stat().st_mode & 0o777
+    assert mode == (out_dir / "report.html").stat().st_mode & 0o777 and mode & 0o044
