@@ -1,16 +1,19 @@
 """Render times of one results.json (or report.html) in every output format, and the size of each output.
 
-    python bench/render_times.py out/<run-id>/results.json [--repeat 3] [--page-size A4]
+    python bench/render_times.py out/<run-id>/results.json [--repeat 3] [--page-size A4] [--busy N]
 
 Prints, per format, the best and median wall time over ``--repeat`` renders (the first render of a process pays
 for imports and font loading, so it is shown apart as "first"), the output size, the PDF page count, and whether
-repeated renders were byte-identical.
+repeated renders were byte-identical. ``--busy N`` keeps N busy-loop processes running meanwhile, to see the times
+on a machine whose cores are taken by others (the shared CI/dev machines this tool runs on).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
+import os
 import re
 import shutil
 import statistics
@@ -61,17 +64,37 @@ def bench(fn: Callable[[dict[str, Any]], Any], data: dict[str, Any], repeat: int
             "identical": len(digests) == 1}
 
 
+@contextlib.contextmanager
+def _busy(n: int) -> Any:
+    """``n`` child processes spinning on a core each for the duration of the block."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        yield
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("input")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--page-size", default="A4", choices=["A4", "Letter"])
+    ap.add_argument("--busy", type=int, default=0, help="busy-loop processes competing for the cores meanwhile")
     args = ap.parse_args()
     data = load_input(args.input)
     print(f"{args.input}: {len(data.get('cases', []))} results, {len(data.get('claims') or [])} claims")
     print("pdf = results -> PDF (HTML rendered inside); pdf* = PDF from an HTML already rendered "
           "(run/render --format html,pdf)")
+    if args.busy:
+        print(f"with {args.busy} busy-loop process(es) competing for {os.cpu_count()} cores")
     print(f"{'format':<6} {'first s':>8} {'best s':>8} {'median s':>9} {'size':>10}  details")
+    with _busy(args.busy):
+        _table(data, args)
+
+
+def _table(data: dict[str, Any], args: argparse.Namespace) -> None:
     for name, fn in (("html", render_html), ("md", render_markdown), ("pdf", _pdf(args.page_size)),
                      ("pdf*", _pdf_layout_only(args.page_size, data))):
         r = bench(fn, data, args.repeat)
