@@ -34,22 +34,27 @@ const svgs = Array.from(document.querySelectorAll('figure svg')).map(s => {
   return {w: r.width, h: r.height, paths: s.querySelectorAll('path, line, polyline, use').length,
           texts: s.querySelectorAll('text').length};
 });
-// Outermost elements sticking out of the window (their parent fits): what makes the page scroll sideways.
+// Outermost elements sticking out of the window (their parent fits): what makes the page scroll sideways. Content
+// of an element that scrolls sideways by itself (a wide table on a narrow window) does not move the page.
+const inScroller = e => { for (let a = e.parentElement; a; a = a.parentElement) {
+  if (['auto', 'scroll'].includes(getComputedStyle(a).overflowX)) return true; } return false; };
 const wide = Array.from(document.querySelectorAll('body *')).filter(e =>
-  e.getBoundingClientRect().right > window.innerWidth + 1 &&
+  e.getBoundingClientRect().right > window.innerWidth + 1 && !inScroller(e) &&
   e.parentElement.getBoundingClientRect().right <= window.innerWidth + 1).map(e => e.tagName + '.' + e.className);
+const pageWidth = document.documentElement.scrollWidth;
 const out = document.createElement('pre');
 out.id = 'probe';
-out.textContent = JSON.stringify({errors: window.__errors, svgs: svgs, wide: wide});
+out.textContent = JSON.stringify({errors: window.__errors, svgs: svgs, wide: wide, pageWidth: pageWidth,
+                                  innerWidth: window.innerWidth});
 document.body.appendChild(out);
 </script>"""
 
 
-def _chromium(url: str, tmp: Path, *extra: str) -> subprocess.CompletedProcess:
+def _chromium(url: str, tmp: Path, *extra: str, width: int = 1200) -> subprocess.CompletedProcess:
     return subprocess.run(
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp / 'profile'}",
-         "--enable-logging=stderr", "--v=0", "--window-size=1200,900", *extra, url],
+         "--enable-logging=stderr", "--v=0", f"--window-size={width},900", *extra, url],
         capture_output=True, text=True, timeout=120, check=False)
 
 
@@ -81,15 +86,16 @@ def test_page_loads_without_console_messages(pages, name):
     assert _console_lines(run.stderr) == []
 
 
+@pytest.mark.parametrize("width", [1200, 1000, 700])  # a wide window, a laptop with a side panel, a phone-ish one
 @pytest.mark.parametrize("name", ["report", "compare"])
-def test_plots_are_drawn_and_page_does_not_overflow(pages, name):
+def test_plots_are_drawn_and_page_does_not_overflow(pages, name, width):
     tmp, files = pages
     page, n_plots = files[name]
-    probe = tmp / f"{name}-probe.html"
+    probe = tmp / f"{name}-{width}-probe.html"
     html = page.read_text(encoding="utf-8")
     probe.write_text(html.replace("<head>", "<head>" + _CAPTURE, 1).replace("</body>", _MEASURE + "</body>", 1),
                      encoding="utf-8")
-    run = _chromium(probe.as_uri(), tmp, "--dump-dom")
+    run = _chromium(probe.as_uri(), tmp, "--dump-dom", width=width)
     m = re.search(r'<pre id="probe">(.*?)</pre>', run.stdout, re.DOTALL)
     assert m, run.stderr[-2000:]
     found = json.loads(m.group(1).replace("&quot;", '"').replace("&amp;", "&").replace("&lt;", "<")
@@ -99,6 +105,7 @@ def test_plots_are_drawn_and_page_does_not_overflow(pages, name):
     for svg in found["svgs"]:
         assert svg["w"] > 200 and svg["h"] > 100 and svg["paths"] >= 5 and svg["texts"] >= 2, svg
     assert found["wide"] == []  # nothing wider than the window: no sideways scrolling
+    assert found["pageWidth"] <= found["innerWidth"], found
 
 
 def test_screenshot_is_not_blank(pages):
