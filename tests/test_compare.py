@@ -211,6 +211,38 @@ def test_claims_untestable_in_every_run_are_listed_by_id(base):
     assert "claim 1" not in section
 
 
+def _on_device(run, device):
+    r = copy.deepcopy(run)
+    r["run_id"] = f"on-{device}"
+    for c in r["cases"]:
+        c["id"] = c["id"].replace(f"/{c['device']}/", f"/{device}/")
+        c["device"] = device
+    return r
+
+
+def test_cpu_run_and_gpu_run_pair_results_of_the_same_case_and_dtype(base):
+    # ids differ by device (linear_vs_conv1d/cpu/float32 vs .../cuda:0/float32): without pairing, a CPU-vs-GPU
+    # comparison would have nothing in common
+    base = copy.deepcopy(base)
+    base["cases"] = [c for c in base["cases"] if c["device"] == "cpu"]  # the fixture's skipped cuda result out
+    gpu = _on_device(base, "cuda:0")
+    m = cmp.compare_runs([base, gpu], ["a", "b"])
+    row = next(c for c in m["cases"] if c["id"] == OK_ID)
+    assert row["present"] == [True, True] and row["across_devices"] and row["devices"][1] == "cuda:0"
+    assert row["timings"] and all(len(t["changes"]) == 1 for t in row["timings"])
+    assert any("compared across devices" in w and "cuda:0 in B" in w for w in m["warnings"])
+    assert "devices " in cmp.render_compare_html(m)
+    # two candidates on one side (cuda:0 and cuda:1 for the same case and dtype): ambiguous, nothing is paired
+    two = copy.deepcopy(gpu)
+    twin = copy.deepcopy(next(c for c in two["cases"] if c["case"] == "linear_vs_conv1d" and c["status"] == "ok"))
+    twin["id"], twin["device"] = twin["id"].replace("cuda:0", "cuda:1"), "cuda:1"
+    two["cases"].append(twin)
+    row = next(c for c in cmp.compare_runs([base, two], ["a", "b"])["cases"] if c["id"] == OK_ID)
+    assert row["present"] == [True, False]
+    # the same device in both runs: paired by id, no device warning
+    assert not any("across devices" in w for w in cmp.compare_runs([base, base], ["a", "b"])["warnings"])
+
+
 # ------------------------------------------------------------------------------------------------ CLI
 
 def test_compare_cli_reads_json_and_html_and_refuses_to_overwrite(base, tmp_path):

@@ -149,10 +149,37 @@ def _index(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {c["id"]: c for c in run.get("cases", []) if isinstance(c, dict) and "id" in c}
 
 
-def _case_ids(runs: list[dict[str, Any]]) -> list[str]:
+def _same_problem(c: dict[str, Any]) -> tuple[Any, Any]:
+    return c.get("case"), c.get("dtype")
+
+
+def aligned(runs: list[dict[str, Any]]) -> list[dict[str, dict[str, Any]]]:
+    """Per run, its results keyed by the row they are compared in.
+
+    Results pair by id (``case/device/dtype``). A CPU run and a CUDA run share no id, so a result whose id is not
+    in A pairs with A's result of the same case and dtype when that is the only unpaired one on both sides (a
+    CPU-vs-GPU comparison); the row keeps A's id and says which devices it pairs."""
+    base = _index(runs[0])
+    out = [base]
+    for run in runs[1:]:
+        idx = _index(run)
+        lonely_a = [c for k, c in base.items() if k not in idx]
+        lonely_x = [c for k, c in idx.items() if k not in base]
+        rows: dict[str, dict[str, Any]] = {}
+        for cid, c in idx.items():
+            if cid not in base:
+                mates = [a for a in lonely_a if _same_problem(a) == _same_problem(c)]
+                if len(mates) == 1 and sum(_same_problem(x) == _same_problem(c) for x in lonely_x) == 1:
+                    cid = mates[0]["id"]
+            rows[cid] = c
+        out.append(rows)
+    return out
+
+
+def _case_ids(rows: list[dict[str, dict[str, Any]]]) -> list[str]:
     seen: dict[str, None] = {}
-    for r in runs:
-        for cid in _index(r):
+    for r in rows:
+        for cid in r:
             seen.setdefault(cid, None)
     return list(seen)
 
@@ -222,14 +249,16 @@ def _timings(cases: list[dict[str, Any] | None], names: list[str], alpha: float,
     return rows
 
 
-def _case_row(cid: str, runs: list[dict[str, Any]], names: list[str], alpha: float,
+def _case_row(cid: str, rows: list[dict[str, dict[str, Any]]], names: list[str], alpha: float,
               min_effect: float) -> dict[str, Any]:
-    cases = [_index(r).get(cid) for r in runs]
+    cases = [r.get(cid) for r in rows]
     present = [c is not None for c in cases]
+    devices = [str(c.get("device")) if c else None for c in cases]
     status = [c.get("status") if c else "absent" for c in cases]
     ok_everywhere = all(s == "ok" for s in status)
     params = [c.get("params") for c in cases if c]
-    return {"id": cid, "present": present, "status": status,
+    return {"id": cid, "present": present, "status": status, "devices": devices,
+            "across_devices": len({d for d in devices if d is not None}) > 1,
             "reason": [(c.get("reason") or "") if c else "" for c in cases],
             "worst": [worst_verdict([x.get("verdict") for x in c.get("comparisons", [])]) if c else None
                       for c in cases],
@@ -263,7 +292,8 @@ def _setting(case: dict[str, Any], key: str) -> Any:
     return case.get("settings", {}).get(key, "absent")
 
 
-def _warnings(runs: list[dict[str, Any]], names: list[str], cases: list[dict[str, Any]]) -> list[str]:
+def _warnings(runs: list[dict[str, Any]], names: list[str], cases: list[dict[str, Any]],
+              rows: list[dict[str, dict[str, Any]]]) -> list[str]:
     out: list[str] = []
     flats = [flatten(r.get("environment", {})) for r in runs]
     hw_keys = [k for k in sorted({k for f in flats for k in f})
@@ -273,7 +303,14 @@ def _warnings(runs: list[dict[str, Any]], names: list[str], cases: list[dict[str
         if hw:
             out.append(f"{label} ran on different hardware ({'; '.join(f'{k}: {flats[0].get(k)} vs {flats[i].get(k)}' for k in hw)}): "
                        f"{label}/A timing ratios compare machines, not only software")
-        out += _settings_warnings(runs, i, label, cases)
+        out += _settings_warnings(rows, i, label, cases)
+        across = [c["id"] for c in cases if c["devices"][0] and c["devices"][i] and c["devices"][0] != c["devices"][i]]
+        if across:
+            pairs = sorted({f"{c['devices'][0]} in A, {c['devices'][i]} in {label}" for c in cases
+                            if c["id"] in across})
+            out.append(f"{len(across)} result(s) are compared across devices ({'; '.join(pairs)}): their "
+                       f"differences include the device's kernels and precision, and {label}/A timing ratios "
+                       "compare devices")
     out += _dtype_warnings(runs, names)
     differ = [c["id"] for c in cases if c["params_differ"]]
     if differ:
@@ -282,8 +319,9 @@ def _warnings(runs: list[dict[str, Any]], names: list[str], cases: list[dict[str
     return out
 
 
-def _settings_warnings(runs: list[dict[str, Any]], i: int, label: str, cases: list[dict[str, Any]]) -> list[str]:
-    a_idx, x_idx = _index(runs[0]), _index(runs[i])
+def _settings_warnings(rows: list[dict[str, dict[str, Any]]], i: int, label: str,
+                       cases: list[dict[str, Any]]) -> list[str]:
+    a_idx, x_idx = rows[0], rows[i]
     found: dict[tuple[str, str, str], list[str]] = {}
     for c in cases:
         a, x = a_idx.get(c["id"]), x_idx.get(c["id"])
@@ -333,7 +371,8 @@ def compare_runs(runs: list[dict[str, Any]], sources: list[str], *, alpha: float
     """The comparison model of ``runs`` (first = baseline A); pure function of its inputs."""
     names = labels(len(runs))
     config, state = env_diff(runs)
-    cases = [_case_row(cid, runs, names, alpha, min_effect) for cid in _case_ids(runs)]
+    rows = aligned(runs)
+    cases = [_case_row(cid, rows, names, alpha, min_effect) for cid in _case_ids(rows)]
     model = {
         "inputs": [{"label": n, "source": s, "run_id": r.get("run_id"), "suite": r.get("suite", {}).get("name"),
                     "started": r.get("started"), "finished": r.get("finished"), "status": r.get("status"),
@@ -343,7 +382,7 @@ def compare_runs(runs: list[dict[str, Any]], sources: list[str], *, alpha: float
                     "ci": f"{100 * (1 - alpha):g} % bootstrap CI of the ratio of medians ({_BOOTSTRAP} resamples)"},
         "env_diff": config, "env_state": state,
         "cases": cases, "claims": _claims(runs),
-        "warnings": _warnings(runs, names, cases)}
+        "warnings": _warnings(runs, names, cases, rows)}
     model["summary"] = _summary(model)
     return model
 
