@@ -85,12 +85,12 @@ def test_reduced_precision_is_not_blamed_on_the_formulation(cpu_ctx):
     from reportgen.measure.settings import applied_settings
     base = run(cpu_ctx)
     assert base.facts["precision.reduced_paths"] == "none" and base.facts["precision.reduced_used"] is False
-    assert base.facts["precision.fp32_only"] is True
+    assert base.facts["precision.full"] is True
     with applied_settings(mkldnn_conv_fp32_precision="bf16"):
         bf16 = run(cpu_ctx)
     assert bf16.facts["precision.reduced_paths"] == "oneDNN conv BF16"
     # on CPU, oneDNN's implementation names do not say whether BF16 math was used: unknown, not "no"
-    assert bf16.facts["precision.reduced_used"] is None and bf16.facts["precision.fp32_only"] is None
+    assert bf16.facts["precision.reduced_used"] is None and bf16.facts["precision.full"] is None
     assert any("Reduced-precision paths enabled" in n for n in bf16.notes)
     # An out-of-bound difference counts for "Conv1d captures correlation" only on a result known to be full fp32;
     # otherwise the claim cannot be judged from it (whether oneDNN really used BF16 depends on the CPU, so the
@@ -98,7 +98,7 @@ def test_reduced_precision_is_not_blamed_on_the_formulation(cpu_ctx):
     oob = {**base.facts, "fwd.linear_vs_conv1d.verdict": "out of bound"}
     claim = "conv1d-captures-correlation"
     assert _claim_verdict(oob, claim) == "holds"
-    assert _claim_verdict({**oob, "precision.fp32_only": None}, claim) == "not measurable here"
+    assert _claim_verdict({**oob, "precision.full": None}, claim) == "not measurable here"
     assert _claim_verdict(base.facts, claim) == "does not hold"
     # The real BF16 run: on a CPU with BF16 units oneDNN takes the path (here: the Conv1d input gradient went out
     # of the fp32 bound), and the claim that would otherwise "hold" on it is not measurable; elsewhere it is
@@ -106,4 +106,4 @@ def test_reduced_precision_is_not_blamed_on_the_formulation(cpu_ctx):
     oob_real = any(v == "out of bound" for k, v in bf16.facts.items() if k.endswith("linear_vs_conv1d.verdict"))
     assert _claim_verdict(bf16.facts, claim) == ("not measurable here" if oob_real else "does not hold")
     if oob_real:
-        assert _claim_verdict({**bf16.facts, "precision.fp32_only": True}, claim) == "holds"
+        assert _claim_verdict({**bf16.facts, "precision.full": True}, claim) == "holds"

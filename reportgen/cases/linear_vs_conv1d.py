@@ -339,14 +339,15 @@ def _why(ctx: CaseContext, out: CaseOutput) -> None:
 
 
 def _reduced_precision(ctx: CaseContext, out: CaseOutput) -> None:
-    """Whether every side computed in full float32, for claims that would blame Conv1d vs Linear for a difference
-    outside the float32 bound: a lower-precision path the settings enable (TF32 on an Ampere+ GPU, BF16/TF32 in
-    oneDNN) explains such a difference by itself.
+    """Whether every side computed at its dtype's full precision, for claims that would blame Conv1d vs Linear for
+    a difference outside the rounding bound: a lower-precision path the settings enable for float32 (TF32 on an
+    Ampere+ GPU, BF16/TF32 in oneDNN) explains such a difference by itself.
 
     ``precision.reduced_used``: False when no path is enabled, or (CUDA) every profiled kernel's name says full
     fp32; True when a kernel name says TF32; None when a path is enabled and the names do not tell (always so on
-    CPU, where oneDNN's implementation names do not carry the math mode). ``precision.fp32_only`` is True only
-    when it is False, else None (unknown): a rule reading it cannot conclude on a result it cannot judge."""
+    CPU, where oneDNN's implementation names do not carry the math mode). ``precision.full`` is True only
+    when it is False, else None (unknown): a rule reading it cannot conclude on a result it cannot judge.
+    (Other dtypes have no such paths: their bound is already their own unit roundoff.)"""
     paths = reduced_precision_paths(capture_settings(), ctx.device, ctx.dtype)
     used: bool | None = False
     if paths:
@@ -359,7 +360,7 @@ def _reduced_precision(ctx: CaseContext, out: CaseOutput) -> None:
                  "where the device has TF32.")
     out.fact("precision.reduced_paths", ", ".join(paths) or "none")
     out.fact("precision.reduced_used", used)
-    out.fact("precision.fp32_only", True if used is False else None)
+    out.fact("precision.full", True if used is False else None)
 
 
 @register("linear_vs_conv1d", "nn.Conv1d(kernel_size=1) vs nn.Linear with shared weights: forward and gradient "
