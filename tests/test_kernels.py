@@ -432,3 +432,16 @@ def test_cudnn_child_script_names_the_cuda_device_index():
     compile(script, "<child>", "exec")
     assert "device = torch.device('cuda', 1)" in script and "torch.cuda.set_device(1)" in script
     assert "torch.cuda.synchronize(device)" in script
+
+
+def test_kernels_template_names_changed_and_failed_variants(cpu_section):
+    section = json.loads(json.dumps(cpu_section))
+    side = section["sides"]["Conv1d"]
+    k = K.classify_cuda_kernel("sm80_xmma_fprop_implicit_gemm_tf32f32_tf32f32_f32_nhwckrsc_nchw_tilesize64x64x16")
+    side["variants"] = {"default": [k], "tf32 off": [k], "deterministic": {"error": "RuntimeError: refused <x>"},
+                        "changed_by": [], "failed": ["deterministic"]}
+    html = _render("kernels", section)
+    assert "kernel choice changed under:\nnone of tf32 off." in html
+    assert "Variant “deterministic” failed: RuntimeError: refused &lt;x&gt;." in html
+    side["variants"].update({"tf32 off": [dict(k, name="sm80_xmma_fprop_implicit_gemm_f32f32")], "changed_by": ["tf32 off"]})
+    assert "kernel choice changed under:\ntf32 off." in _render("kernels", section)
