@@ -58,6 +58,15 @@ def _pair(k: int, o: int, dtype: torch.dtype, device: torch.device, gen: torch.G
     return lin, conv
 
 
+def _pair_and_input(ctx: CaseContext, offset: int) -> tuple[nn.Linear, nn.Conv1d, torch.Tensor, torch.Generator]:
+    """The case's Linear/Conv1d pair and an input (batch, length, in_features), drawn in that order from
+    ``ctx.generator(offset)``; the generator is returned for further draws (targets)."""
+    p = ctx.params
+    gen = ctx.generator(offset)
+    lin, conv = _pair(p["in_features"], p["out_features"], ctx.dtype, ctx.device, gen)
+    return lin, conv, ctx.randn(p["batch"], p["length"], p["in_features"], gen=gen), gen
+
+
 def _conv_forward(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
     # (N, L, C) -> (N, C, L) for the conv and back, as in the thread.
     return conv(x.permute(0, 2, 1)).permute(0, 2, 1)
@@ -92,11 +101,9 @@ def _compare_three(out: CaseOutput, group: str, lin: torch.Tensor, conv: torch.T
 
 
 def _forward_backward(ctx: CaseContext, out: CaseOutput) -> dict[str, torch.Tensor]:
-    p, dtype, dev = ctx.params, ctx.dtype, ctx.device
+    p, dtype = ctx.params, ctx.dtype
     n, length, k, o = p["batch"], p["length"], p["in_features"], p["out_features"]
-    gen = ctx.generator()
-    lin, conv = _pair(k, o, dtype, dev, gen)
-    x = ctx.randn(n, length, k, gen=gen)
+    lin, conv, x, gen = _pair_and_input(ctx, 0)
     target = ctx.randn(n, length, o, gen=gen)
 
     x_lin = x.clone().requires_grad_(True)
@@ -274,11 +281,9 @@ def _growth(ctx: CaseContext, out: CaseOutput) -> None:
 
 
 def _timing(ctx: CaseContext, out: CaseOutput) -> None:
-    p, dtype, dev = ctx.params, ctx.dtype, ctx.device
+    p, dev = ctx.params, ctx.device
     n, length, k, o = p["batch"], p["length"], p["in_features"], p["out_features"]
-    gen = ctx.generator(2)
-    lin, conv = _pair(k, o, dtype, dev, gen)
-    x = ctx.randn(n, length, k, gen=gen)
+    lin, conv, x, gen = _pair_and_input(ctx, 2)
     xp = x.permute(0, 2, 1).contiguous()  # the conv's own layout: time the kernel, not the permute
     target = ctx.randn(n, length, o, gen=gen)
     flops = 2.0 * n * length * k * o
@@ -323,11 +328,9 @@ def _timing(ctx: CaseContext, out: CaseOutput) -> None:
 
 def _why(ctx: CaseContext, out: CaseOutput) -> None:
     """Which implementation each side ran, and whether each is reproducible (kernels + determinism sections)."""
-    p, dtype, dev = ctx.params, ctx.dtype, ctx.device
+    p, dtype = ctx.params, ctx.dtype
     n, length, k, o = p["batch"], p["length"], p["in_features"], p["out_features"]
-    gen = ctx.generator(3)
-    lin, conv = _pair(k, o, dtype, dev, gen)
-    x = ctx.randn(n, length, k, gen=gen)
+    lin, conv, x, _ = _pair_and_input(ctx, 3)
     sides = {"Linear": lambda: lin(x), "Conv1d": lambda: _conv_forward(conv, x)}
     bound = matmul_bound(x, lin.weight.detach().t(), dtype, bias=lin.bias.detach())
     # cuDNN logs only from a fresh process: the Conv1d side's call as code (same shapes, dtype and permuted,
