@@ -155,7 +155,12 @@ def test_every_recorded_kernel_name_has_a_source():
 
 def test_cudnn_log_excerpts_engine_knobs_notes_math():
     parsed = K.parse_cudnn_log(_text("cudnn_log_excerpts.txt"))
-    assert parsed["versions"] == ["8005", "8204", "91200"]
+    # the prefixed records of the posted logs and the unprefixed one of NVIDIA's documentation
+    assert parsed["versions"] == ["8005", "8204", "90000", "90300", "91200"]
+    assert parsed["functions"]["cudnnSetActivationDescriptor"] == 1
+    # a cuDNN 9 return record (outputs + status) is not a second call
+    assert parsed["functions"]["cudnnCreate"] == 1 and parsed["functions"]["cudnnGraphLibraryConfigInit"] == 1
+    assert parsed["functions"]["cudnnBackendSetAttribute"] == 2  # 8.2.4 and 9.12 calls; the 9.12 return is not
     assert parsed["engine_ids"] == ["0"]  # the -1 of an unset engine descriptor is not an engine
     assert parsed["knobs"] == ["CUDNN_KNOB_TYPE_KERNEL_CFG=27"]
     assert "CUDNN_NUMERICAL_NOTE_TENSOR_CORE" in parsed["notes"]

@@ -454,7 +454,12 @@ def summarise_profile(rows: list[dict[str, Any]], top: int = 6) -> dict[str, Any
 # ------------------------------------------------------------------------------------------------ cuDNN log
 
 
-_CUDNN_CALL = re.compile(r"^I! CuDNN \(v(\d+)[^)]*\) function (\w+)\(\) called:", re.M)
+# "I! CuDNN (v91200 46) function f() called:" in the logs PyTorch users post (cuDNN 7-9); NVIDIA's cuDNN 9
+# documentation shows the same record as "cuDNN (v90000) function f() called:" with no severity prefix, and warnings
+# and errors start "W!"/"E!". Accept all of them.
+_CUDNN_CALL = re.compile(r"^(?:[IWE]! )?CuDNN \(v(\d+)[^)]*\) function (\w+)\(\) called:", re.M | re.I)
+# cuDNN 9 logs a call twice: its arguments, then its outputs with "status: type=cudnnStatus_t" (a return record)
+_CUDNN_STATUS = re.compile(r"^(?:i! )?\s*status: type=cudnnStatus_t;", re.M)
 
 
 def _cudnn_blocks(text: str) -> list[tuple[str, str, str]]:
@@ -476,7 +481,8 @@ def parse_cudnn_log(text: str) -> dict[str, Any]:
     engines: list[str] = []
     executed: list[str] = []
     for _version, func, body in blocks:
-        functions[func] = functions.get(func, 0) + 1
+        if not _CUDNN_STATUS.search(body):
+            functions[func] = functions.get(func, 0) + 1
         ids = re.findall(r"engine_?[iI]d: type=int(?:64_t)?; val=(-?\d+)", body)
         engines += ids
         if func == "cudnnBackendExecute":  # the plan that ran, where the log spells out its engine
