@@ -50,7 +50,9 @@ def resolve_device(spec: str) -> tuple[torch.device | None, str]:
         why = "torch built without CUDA" if torch.version.cuda is None else "no CUDA device visible"
         return None, f"CUDA not available ({why})"
     dev = torch.device(spec)
-    if dev.index is not None and dev.index >= torch.cuda.device_count():
+    if dev.index is None:  # "cuda" is the current device: name it, so results and child processes say which
+        dev = torch.device("cuda", torch.cuda.current_device())
+    if dev.index >= torch.cuda.device_count():
         return None, f"{spec}: only {torch.cuda.device_count()} CUDA device(s)"
     return dev, ""
 
@@ -66,14 +68,24 @@ class Job:
         return f"{self.spec.name}/{self.device_spec}/{self.dtype}"
 
 
+def _device_spec(spec: str) -> str:
+    """'auto' and 'cuda' as the device that will run ('cpu', 'cuda:0'); a device that cannot run stays as named
+    and is skipped with its reason by :func:`resolve_device`."""
+    if spec == "auto":
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
+    if spec == "cuda" and torch.cuda.is_available():
+        spec = f"cuda:{torch.cuda.current_device()}"
+    return spec
+
+
 def plan(suite: SuiteSpec) -> list[Job]:
-    # "auto" is resolved here so result ids name the device that really ran; duplicates (auto + cpu) collapse.
-    auto = "cuda" if torch.cuda.is_available() else "cpu"
+    # Devices are resolved here so result ids name the device that really ran; duplicates (auto + cpu, cuda +
+    # cuda:0) collapse.
     jobs: dict[str, Job] = {}
     for c in suite.cases:
         for d in c.devices:
             for t in c.dtypes:
-                job = Job(c, auto if d == "auto" else d, t)
+                job = Job(c, _device_spec(d), t)
                 jobs.setdefault(job.id, job)
     return list(jobs.values())
 

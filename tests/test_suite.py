@@ -80,3 +80,22 @@ def test_case_settings_validated_and_applied(tmp_path):
     case = json.loads((tmp_path / "s" / "results.json").read_text())["cases"][0]
     assert case["settings"]["num_threads"] == 1 and case["settings"]["deterministic_algorithms"] is True
     assert torch.get_num_threads() == before and not torch.are_deterministic_algorithms_enabled()
+
+
+def test_plan_names_the_device_that_will_run(tmp_path):
+    import torch
+
+    from reportgen.runner import plan, resolve_device
+    suite = load_suite(write(tmp_path, "cases: [{name: linear_vs_conv1d, devices: [auto, cpu, cuda, 'cuda:0']}]"))
+    ids = [job.id for job in plan(suite)]
+    if torch.cuda.is_available():
+        # auto and cuda are the current device by its index; cuda and cuda:0 collapse when 0 is current
+        current = f"cuda:{torch.cuda.current_device()}"
+        assert f"linear_vs_conv1d/{current}/float32" in ids and "linear_vs_conv1d/cuda/float32" not in ids
+        assert resolve_device("cuda")[0] == torch.device(current)
+    else:
+        # auto is cpu (one job with cpu); a CUDA device stays as named and is skipped with its reason
+        assert ids == ["linear_vs_conv1d/cpu/float32", "linear_vs_conv1d/cuda/float32",
+                       "linear_vs_conv1d/cuda:0/float32"]
+        device, why = resolve_device("cuda")
+        assert device is None and why.startswith("CUDA not available")
