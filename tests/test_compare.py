@@ -119,6 +119,24 @@ def test_changes_are_found_and_ordered(base):
     assert any("num_threads differs (A: 2, B: 1)" in w for w in m["warnings"])
 
 
+def test_comparisons_sharing_a_name_are_kept_apart_by_their_sides(base):
+    # fc_vs_conv2d_1x1 names three pairs "…: feats" (Linear vs 1x1 Conv2d and each side vs float64): keyed by name
+    # alone, compare saw only the first, and a change in the others went unreported.
+    from reportgen.render.markdown import render_markdown
+    a = copy.deepcopy(base)
+    first = _case(a)["comparisons"][0]
+    twin = dict(copy.deepcopy(first), actual="Conv1d", expected="float64 reference", name="feats")
+    first.update(actual="Linear", expected="Conv1d", name="feats")
+    _case(a)["comparisons"][1:1] = [twin]
+    b = copy.deepcopy(a)
+    _case(b)["comparisons"][1]["verdict"] = "out of bound"
+    m = cmp.compare_runs([a, b], ["a", "b"])
+    assert [(v["name"], v["verdict"]) for v in m["summary"]["verdict_changes"]] == [
+        ("feats (Conv1d vs float64 reference)", ["within rounding", "out of bound"])]
+    md = render_markdown(a)
+    assert "feats (Linear vs Conv1d)" in md and "feats (Conv1d vs float64 reference)" in md
+
+
 def test_status_changes_error_and_skipped(base):
     b = copy.deepcopy(base)
     ok = _case(b)

@@ -20,7 +20,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from reportgen.render.html import fmt_duration, fmt_num, worst_verdict
+from reportgen.render.html import comparison_label, fmt_duration, fmt_num, worst_verdict
 
 MIN_EFFECT = 0.05
 ALPHA = 0.01
@@ -185,13 +185,15 @@ def _case_ids(rows: list[dict[str, dict[str, Any]]]) -> list[str]:
 
 
 def _comparisons(cases: list[dict[str, Any] | None]) -> list[dict[str, Any]]:
+    # Keyed by name and sides: a case may compare several pairs under one name.
     names: dict[str, None] = {}
     for c in cases:
         for x in (c or {}).get("comparisons", []):
-            names.setdefault(x.get("name", "?"), None)
+            names.setdefault(comparison_label(x), None)
     rows = []
     for name in names:
-        per = [next((x for x in (c or {}).get("comparisons", []) if x.get("name") == name), None) for c in cases]
+        per = [next((x for x in (c or {}).get("comparisons", []) if comparison_label(x) == name), None)
+               for c in cases]
         verdicts = [x.get("verdict") if x else None for x in per]
         # Only results that ran (status ok) count: a missing result or an error is a status change, reported
         # once per result, not once per comparison.

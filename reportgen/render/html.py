@@ -59,6 +59,13 @@ def fmt_duration(seconds: Any) -> str:
     return f"{seconds / 1e-9:.3g} ns"
 
 
+def comparison_label(c: dict[str, Any]) -> str:
+    """A comparison's name, with its two sides when the name does not say them: one case may compare several
+    pairs under one name ("feats": Linear vs 1x1 Conv2d, Linear vs float64, 1x1 Conv2d vs float64)."""
+    name, actual = str(c.get("name", "?")), c.get("actual")
+    return name if not actual or str(actual) in name else f"{name} ({actual} vs {c.get('expected', '?')})"
+
+
 def anchor(value: Any) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", str(value)).strip("-")
 

@@ -13,7 +13,7 @@ import re
 from typing import Any, Callable, Iterable
 
 from reportgen.claims import NOT_MEASURABLE
-from reportgen.render.html import fmt_duration, fmt_num, worst_verdict
+from reportgen.render.html import comparison_label, fmt_duration, fmt_num, worst_verdict
 
 GITHUB_LIMIT = 65_000  # GitHub rejects comments/issue bodies over 65,536 characters; keep a margin
 _CELL_MAX = 240  # characters of free text (reasons, claim texts) in one table cell
@@ -150,7 +150,7 @@ def _source(value: Any) -> str:
 
 
 def _comparison_rows(comps: list[dict[str, Any]]) -> list[list[str]]:
-    return [[esc(c.get("name")), verdict_md(c.get("verdict")), esc(fmt_num(c.get("max_abs"))),
+    return [[esc(comparison_label(c)), verdict_md(c.get("verdict")), esc(fmt_num(c.get("max_abs"))),
              esc(fmt_num(c.get("max_normalised"))), esc(fmt_num(c.get("max_ulp"))),
              esc(fmt_num(100 * c["bitwise_equal_fraction"]) + " %"
                  if isinstance(c.get("bitwise_equal_fraction"), (int, float)) else "–")] for c in comps]
