@@ -55,6 +55,34 @@ def test_kernels_and_determinism_sections(cpu_ctx):
     assert "facts" in d
 
 
+def test_markdown_says_which_kernels_ran_and_whether_each_side_repeats(cpu_ctx):
+    # A ticket's reader first asks why the two differ and whether either side is reproducible: the Markdown answers
+    # from the recorded sections, and says so when a side did not repeat or a setting changed its bits.
+    import copy
+    import json
+    from pathlib import Path
+
+    from reportgen.render.markdown import render_markdown
+    out = run(cpu_ctx)
+    run_ = json.loads((Path(__file__).parent / "fixtures" / "results_v1.json").read_text())
+    case = run_["cases"][0]
+    case["extra"] = json.loads(json.dumps(out.extra))
+    md = render_markdown(run_)
+    assert "- Linear → aten::" in md and "- Conv1d → aten::" in md
+    repro = next(line for line in md.splitlines() if line.startswith("Reproducible:"))
+    assert repro.startswith("Reproducible: Conv1d, Linear: bitwise identical over")  # sides in sorted order
+    det = case["extra"]["determinism"]
+    flipped = copy.deepcopy(run_)
+    fdet = flipped["cases"][0]["extra"]["determinism"]
+    fdet["self"]["Conv1d"]["self_consistent"] = False
+    cell = next(c for c in det["matrix"] if c != "baseline")
+    fdet["matrix"][cell]["sides"]["Linear"].update(bitwise_equal=False, max_normalised=0.5)
+    md2 = render_markdown(flipped)
+    repro2 = next(line for line in md2.splitlines() if line.startswith("Reproducible:"))
+    assert "Conv1d: **not** bitwise identical" in repro2
+    assert "Linear 0.5" in repro2.split(f"{cell} (")[1].split(")")[0]
+
+
 def test_unsupported_dtype_is_skipped_not_errored(cpu_ctx):
     from reportgen.cases.linear_vs_conv1d import _check_dtype_supported
     _check_dtype_supported(torch.device("cpu"), torch.float32)  # supported: no exception

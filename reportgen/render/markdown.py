@@ -175,9 +175,10 @@ def _key_numbers(run: dict[str, Any], level: int) -> list[str]:
         if level == 1 and comps:
             comps = [max(comps, key=lambda x: (x.get("verdict") == "out of bound",
                                                _as_float(x.get("max_normalised"))))]
-        if not comps and not timings:
+        why = _why_lines(c) if level == 0 else []
+        if not comps and not timings and not why:
             continue
-        lines += [f"#### {esc(c.get('id'))}", ""]
+        lines += [f"#### {esc(c.get('id'))}", ""] + why
         if comps:
             lines += _table(["comparison", "verdict", "max abs", "max abs/bound", "max ULP", "bitwise equal"],
                             _comparison_rows(comps)) + [""]
@@ -187,6 +188,33 @@ def _key_numbers(run: dict[str, Any], level: int) -> list[str]:
     if level == 1:
         lines += ["_Only the worst comparison of each result is listed (and no timings) to keep this summary "
                   "short; see report.html._", ""]
+    return lines
+
+
+def _why_lines(case: dict[str, Any]) -> list[str]:
+    """What each side ran and whether it repeats: the two questions a ticket's reader asks first."""
+    extra = case.get("extra") if isinstance(case.get("extra"), dict) else {}
+    kernels, det = extra.get("kernels"), extra.get("determinism")
+    lines: list[str] = []
+    if isinstance(kernels, dict) and kernels.get("summary"):
+        lines += ["Kernels:", ""] + [f"- {esc(line.replace(' -> ', ' → '), 300)}" for line in kernels["summary"]] + [""]
+    if isinstance(det, dict) and isinstance(det.get("self"), dict):
+        groups: dict[str, list[str]] = {}
+        # sorted: results.json sorts keys, and a report rendered at run time must equal one rendered from the file
+        for label, st in sorted(det["self"].items()):
+            if isinstance(st, dict):
+                verdict = "bitwise identical" if st.get("self_consistent") else "**not** bitwise identical"
+                groups.setdefault(f"{verdict} over {st.get('repeats', '?')} runs", []).append(esc(label))
+        selfs = "; ".join(f"{', '.join(labels)}: {v}" for v, labels in groups.items())
+        matrix = {k: v for k, v in sorted((det.get("matrix") or {}).items()) if k != "baseline" and isinstance(v, dict)}
+        moved = [f"{esc(cell)} (" + ", ".join(f"{esc(label)} {esc(fmt_num(d.get('max_normalised')))}"
+                                              for label, d in changed) + ")"
+                 for cell, row in matrix.items()
+                 if (changed := [(label, d) for label, d in sorted((row.get("sides") or {}).items())
+                                 if isinstance(d, dict) and d.get("bitwise_equal") is False])]
+        lines += [f"Reproducible: {selfs}. Settings that change a side's bits"
+                  + (f" (max |Δ|/bound): {'; '.join(moved)}." if moved
+                     else f": none of {len(matrix)} ({esc(', '.join(matrix))})."), ""]
     return lines
 
 
