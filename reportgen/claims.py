@@ -12,7 +12,9 @@ Rule format (YAML)::
       margin: 0.10             # optional: relative margin a *noisy* fact must clear (default 0.10)
       spread: {low: f.min, high: f.max}   # optional: the fact's measured range (e.g. per interleaved round)
     # or {all: [rule, ...]} / {any: [rule, ...]} / {not: rule}
-    # optional, at the top of a rule only: requires: {device: cuda, dtype: float32}
+    # optional, at the top of a rule only: requires: {device: cuda, dtype: float32, facts: [a.fact]}
+    # (facts: preconditions, each must be true in a result for the rule to judge it, e.g. "the kernel under
+    # test ran"; where one is not, the result is not applicable, as for another device or dtype)
 
 Each leaf evaluates, per result, to one of four outcomes:
 
@@ -60,7 +62,7 @@ DEFAULT_MARGIN = 0.10  # same scale as the default timing noise flag (IQR/median
 
 _LEAF_KEYS = {"fact", "op", "value", "margin", "spread"}
 _COMBINERS = ("all", "any", "not")
-_REQUIRES_KEYS = {"device", "dtype"}
+_REQUIRES_KEYS = {"device", "dtype", "facts"}
 _DTYPES = ("float32", "float64", "float16", "bfloat16")
 
 
@@ -158,13 +160,17 @@ def _validate_requires(req: Any, where: str) -> None:
         raise _fail(where, "rule.requires", f"expected a mapping with device and/or dtype, got {req!r}")
     extra = sorted(set(map(str, req)) - _REQUIRES_KEYS)
     if extra:
-        raise _fail(where, f"rule.requires.{extra[0]}", "unknown key (allowed: device, dtype)")
+        raise _fail(where, f"rule.requires.{extra[0]}", "unknown key (allowed: device, dtype, facts)")
     device = req.get("device")
     if device is not None and not (isinstance(device, str) and _device_ok(device)):
         raise _fail(where, "rule.requires.device", f"{device!r} is not a device (cpu, cuda, cuda:N)")
     dtype = req.get("dtype")
     if dtype is not None and dtype not in _DTYPES:
         raise _fail(where, "rule.requires.dtype", f"{dtype!r} is not one of {', '.join(_DTYPES)}")
+    facts = req.get("facts")
+    if facts is not None and not (isinstance(facts, list) and facts
+                                  and all(isinstance(f, str) and f for f in facts)):
+        raise _fail(where, "rule.requires.facts", f"expected a non-empty list of fact names, got {facts!r}")
 
 
 def _device_ok(device: str) -> bool:
@@ -289,9 +295,12 @@ def evaluate_rule(rule: Mapping[str, Any], facts: Mapping[str, Any], result_id: 
     return _eval(body, facts, result_id, evidence), evidence
 
 
-def _admitted(requires: Mapping[str, Any] | None, device: str, dtype: str) -> bool:
+def _admitted(requires: Mapping[str, Any] | None, device: str, dtype: str,
+              facts: Mapping[str, Any] | None = None) -> bool:
     if not requires:
         return True
+    if any((facts or {}).get(name) is not True for name in requires.get("facts") or []):
+        return False
     want_dev, want_dtype = requires.get("device"), requires.get("dtype")
     if want_dev is not None:
         if want_dev == "cuda" and not device.startswith("cuda"):
@@ -338,7 +347,7 @@ def evaluate_claim(claim: Any, case_name: str, results: list[Any]) -> dict[str, 
     requires = rule.get("requires") if isinstance(rule, Mapping) else None
     mine = [r for r in results if _get(r, "case") == case_name]
     ok = [r for r in mine if _get(r, "status") == "ok"]
-    admitted = [r for r in ok if _admitted(requires, _get(r, "device"), _get(r, "dtype"))]
+    admitted = [r for r in ok if _admitted(requires, _get(r, "device"), _get(r, "dtype"), _get(r, "facts"))]
     excluded = [r for r in ok if r not in admitted]
     excluded_note = (f"; not applicable to {_ids(_get(r, 'id') for r in excluded)} (rule requires "
                      f"{_requires_text(requires)})") if excluded else ""
@@ -359,7 +368,8 @@ def evaluate_claim(claim: Any, case_name: str, results: list[Any]) -> dict[str, 
 
 
 def _requires_text(requires: Mapping[str, Any] | None) -> str:
-    return ", ".join(f"{k} {v}" for k, v in (requires or {}).items())
+    return ", ".join(", ".join(f"{f} true" for f in v) if k == "facts" else f"{k} {v}"
+                     for k, v in (requires or {}).items())
 
 
 def _unmeasurable_reason(mine: list[Any], ok: list[Any], requires: Mapping[str, Any] | None) -> str:
@@ -367,6 +377,10 @@ def _unmeasurable_reason(mine: list[Any], ok: list[Any], requires: Mapping[str, 
         return "the case has not run (not selected, or not reached yet)"
     if ok:
         ran = _ids(sorted({f"{_get(r, 'device')}/{_get(r, 'dtype')}" for r in ok}))
+        if requires and requires.get("facts") and any(
+                _admitted({k: v for k, v in requires.items() if k != "facts"}, _get(r, "device"), _get(r, "dtype"))
+                for r in ok):
+            return f"the rule requires {_requires_text(requires)}, which no result of {ran} has"
         return f"the rule requires {_requires_text(requires)}; this run measured {ran} only"
     return "no ok result: " + "; ".join(f"{_get(r, 'id')} {_get(r, 'status')}"
                                         + (f" ({_get(r, 'reason')})" if _get(r, "reason") else "")

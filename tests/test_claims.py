@@ -79,6 +79,18 @@ def test_requires_dtype_ignores_other_dtypes():
     assert out["verdict"] == HOLDS and "not applicable to c/cpu/bfloat16" in out["reason"]
 
 
+def test_requires_facts_admits_only_results_where_each_precondition_is_true():
+    # e.g. "the growth stack ran the forward's kernel": where not, the result is not applicable (not "does not hold")
+    rule = {**LT, "requires": {"facts": ["pre"]}}
+    unmet = evaluate_claim(claim(rule), "c", [result({"a": 3.0, "pre": None})])
+    assert unmet["verdict"] == NOT_MEASURABLE and "requires pre true, which no result" in unmet["reason"]
+    assert evaluate_claim(claim(rule), "c", [result({"a": 3.0, "pre": True})])["verdict"] == FAILS
+    assert evaluate_claim(claim(rule), "c", [result({"a": 0.5, "pre": True})])["verdict"] == HOLDS
+    mixed = evaluate_claim(claim(rule), "c", [result({"a": 0.5, "pre": True}),
+                                              result({"a": 3.0, "pre": False}, dtype="bfloat16")])
+    assert mixed["verdict"] == HOLDS and "not applicable to c/cpu/bfloat16" in mixed["reason"]
+
+
 @pytest.mark.parametrize("op,value,true_fact,false_fact", [
     ("<", 1, 0, 1), ("<=", 1, 1, 2), (">", 1, 2, 1), (">=", 1, 1, 0), ("==", "left", "left", "right"),
     ("!=", "left", "right", "left"), ("in", ["identical", "within rounding"], "identical", "out of bound"),
@@ -157,6 +169,8 @@ def test_spread_decides_only_when_every_round_agrees():
     ({"all": [LT], "any": [LT]}, "rule"),
     ({**LT, "requires": {"device": "tpu"}}, "rule.requires.device"),
     ({**LT, "requires": {"gpu": True}}, "rule.requires.gpu"),
+    ({**LT, "requires": {"facts": "pre"}}, "rule.requires.facts"),
+    ({**LT, "requires": {"facts": []}}, "rule.requires.facts"),
     ({**LT, "value": {"fact": "b", "times": "x"}}, "rule.value.times"),
     ({**LT, "margin": -1}, "rule.margin"),
     ({**LT, "spread": {"low": "a"}}, "rule.spread"),
@@ -230,6 +244,7 @@ def test_bundled_claims_read_facts_the_case_publishes(case):
             if spec.kind == case:
                 for c in spec.claims:
                     wanted |= _rule_facts({k: v for k, v in c.rule.items() if k != "requires"})
+                    wanted |= set(c.rule.get("requires", {}).get("facts", []))
     if not wanted:
         pytest.skip(f"no claims on {case} in the bundled suites")
     params = {**registry.get(case).defaults, **{k: v for k, v in TINY[case].items()

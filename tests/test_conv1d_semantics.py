@@ -142,8 +142,10 @@ def test_init_claim_flips(cpu_ctx, suite):
     pytest.importorskip("scipy")
     spec = _spec("torch-conv1d-bias-and-uniform-init", suite)
     facts = {"init.bias_present_by_default": True, "init.weight.fits_uniform": True, "init.bias.fits_uniform": True,
-             "init.all_fit_uniform": True}
+             "init.all_fit_uniform": True, "init.control_wrong_k.rejected": True}
     assert _verdict(spec, facts) == "holds"
+    # a KS test too weak to reject a range 10 % too wide says nothing by "fits": not measurable, not "holds"
+    assert _verdict(spec, {**facts, "init.control_wrong_k.rejected": False}) == "not measurable here"
     assert _verdict(spec, {**facts, "init.bias_present_by_default": False}) == "does not hold"
     assert _verdict(spec, {**facts, "init.weight.fits_uniform": False}) == "does not hold"
     assert _verdict(spec, {"init.bias_present_by_default": True}) == "not measurable here"  # no scipy: no KS facts
@@ -185,3 +187,4 @@ def test_global_rng_seeds_then_restores_the_global_generator():
     assert torch.equal(torch.rand(3), expected_next)  # the caller's stream continues as if nothing happened
     torch.manual_seed(7)
     assert torch.equal(inside, torch.rand(3))  # seed + offset
+

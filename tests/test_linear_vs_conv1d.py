@@ -46,6 +46,29 @@ def test_growth_plots_tables_and_histograms(cpu_ctx):
         assert sum(h["counts"]) + h["zeros"] == h["total"]
 
 
+def test_growth_runs_the_forward_comparisons_conv_kernel_or_says_it_did_not(cpu_ctx):
+    # ATen picks Conv1d's CPU backend from the shapes: the growth stacks once used a batch of 1 and ran im2col + the
+    # MKL GEMM Linear runs (difference 0 at every depth) while the forward comparison ran oneDNN.
+    from reportgen.claims import NOT_MEASURABLE, evaluate_claim
+    from reportgen.results import CaseResult
+    from reportgen.suite import load_suite
+    same = run(cpu_ctx).facts
+    assert same["growth.conv_op"] == same["forward.conv_op"] and same["growth.conv_path_as_forward"] is True
+    # a batch of 1 with a long input (oneDNN) vs short growth rows (im2col + GEMM in ATen 2.13's heuristic)
+    other = run(cpu_ctx, batch=1, length=4096, growth_rows=64)
+    f = other.facts
+    assert f["forward.conv_op"] != f["growth.conv_op"], (f["forward.conv_op"], f["growth.conv_op"])
+    assert f["growth.conv_path_as_forward"] is None and any("growth stacks' Conv1d ran" in n for n in other.notes)
+    claim = next(c for c in load_suite("quick").cases[0].claims if c.id == "conv1d-linear-diff-grows-with-depth")
+    def verdict(facts):
+        r = CaseResult(id="linear_vs_conv1d/cpu/float32", case="linear_vs_conv1d", kind="linear_vs_conv1d",
+                       description="", device="cpu", dtype="float32", params={}, seed=0, status="ok", facts=facts)
+        return evaluate_claim(claim, "linear_vs_conv1d", [r])
+    judged = verdict(f)  # not measurable here, not "does not hold" on a kernel the claim is not about
+    assert judged["verdict"] == NOT_MEASURABLE and "growth.conv_path_as_forward true" in judged["reason"]
+    assert verdict(same)["verdict"] != NOT_MEASURABLE
+
+
 def test_kernels_and_determinism_sections(cpu_ctx):
     out = run(cpu_ctx)
     k, d = out.extra["kernels"], out.extra["determinism"]

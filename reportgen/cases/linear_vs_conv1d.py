@@ -223,18 +223,46 @@ def _spearman(x: list[float], y: list[float]) -> float | None:
     return float(np.corrcoef(rx, ry)[0, 1]) if np.std(rx) > 0 and np.std(ry) > 0 else None
 
 
+def _growth_batches(p: dict[str, Any]) -> int:
+    """The growth inputs' rows, split into the case's batch: ATen picks Conv1d's backend from the shapes (on CPU a
+    batch of 1 with a small input goes to im2col + the same MKL GEMM as Linear, a batch > 1 to oneDNN), and the
+    growth must exercise the backend the forward comparison did, not another."""
+    return max(1, min(p["batch"], p["growth_rows"]))
+
+
+def _conv_path(ctx: CaseContext, out: CaseOutput, layer: nn.Conv1d, x: torch.Tensor) -> None:
+    """Fact ``growth.conv_path_as_forward``: True when the growth stack's Conv1d ran the ATen op the forward
+    comparison's Conv1d ran; missing (not False) otherwise, so a claim on growth is not judged on another kernel."""
+    from reportgen.measure.kernels import dispatched_op
+    p = ctx.params
+    forward = nn.Conv1d(p["in_features"], p["out_features"], 1).to(device=ctx.device, dtype=ctx.dtype)
+    shape = torch.empty(p["batch"], p["in_features"], p["length"], device=ctx.device, dtype=ctx.dtype)
+    ops = {"forward": dispatched_op(lambda: forward(shape), ctx.device),
+           "growth": dispatched_op(lambda: layer(x.permute(0, 2, 1)), ctx.device)}
+    out.fact("growth.conv_op", ops["growth"])
+    out.fact("forward.conv_op", ops["forward"])
+    out.fact("growth.conv_path_as_forward", True if ops["growth"] == ops["forward"] and ops["growth"] else None)
+    if ops["growth"] != ops["forward"]:
+        out.note(f"The growth stacks' Conv1d ran {ops['growth'] or 'an unknown op'}, the forward "
+                         f"comparison's {ops['forward'] or 'an unknown op'}: the growth does not show the forward's "
+                         "kernel, and claims on it are not measurable here.")
+
+
 def _growth(ctx: CaseContext, out: CaseOutput) -> None:
     p, dtype, dev = ctx.params, ctx.dtype, ctx.device
     rows, width = p["growth_rows"], p["growth_width"]
+    nb = _growth_batches(p)
     gen = ctx.generator(1)
     with torch.no_grad():
         depths = sorted(p["growth_depths"])
         # sqrt(3/width) keeps activations' variance constant through the stack (as in a trained network),
         # so depth changes the number of roundings, not the magnitude of the numbers.
         layers = [_pair(width, width, dtype, dev, gen, scale=math.sqrt(3 / width)) for _ in range(depths[-1])]
-        x = ctx.randn(1, rows, width, gen=gen)
+        x = ctx.randn(nb, rows // nb, width, gen=gen)
+        _conv_path(ctx, out, layers[0][1], x)
         rec = _stack_errors(layers, x, depths, dtype)
-        out.add_line_plot("growth_depth", f"Max error vs depth (stack of width-{width} layers, {rows} rows)",
+        shape = f"{nb} × {rows // nb} rows"
+        out.add_line_plot("growth_depth", f"Max error vs depth (stack of width-{width} layers, {shape})",
                           "depth L (layers)", "max |error|", [
                               {"label": "Linear vs fp64", "x": depths, "y": rec["lin"], "style": ""},
                               {"label": "Conv1d vs fp64", "x": depths, "y": rec["conv"], "style": ""},
@@ -261,7 +289,7 @@ def _growth(ctx: CaseContext, out: CaseOutput) -> None:
         lin_err, conv_err, diff, bound = [], [], [], []
         for k in ks:
             lin, conv = _pair(k, p["out_features"], dtype, dev, gen)
-            x = ctx.randn(1, rows, k, gen=gen)
+            x = ctx.randn(nb, rows // nb, k, gen=gen)
             ref = F.linear(x.double(), lin.weight.double(), lin.bias.double())
             yl, yc = lin(x).double(), _conv_forward(conv, x).double()
             b = matmul_bound(x, lin.weight.t(), dtype, bias=lin.bias)
@@ -269,7 +297,7 @@ def _growth(ctx: CaseContext, out: CaseOutput) -> None:
             conv_err.append(float((yc - ref).abs().max()))
             diff.append(float((yl - yc).abs().max()))
             bound.append(float(2 * b.max()))
-        out.add_line_plot("growth_k", f"Max error vs in_features K (one layer, {rows} rows)", "K (in_features)",
+        out.add_line_plot("growth_k", f"Max error vs in_features K (one layer, {shape})", "K (in_features)",
                           "max |error|", [
                               {"label": "Linear vs fp64", "x": ks, "y": lin_err, "style": ""},
                               {"label": "Conv1d vs fp64", "x": ks, "y": conv_err, "style": ""},

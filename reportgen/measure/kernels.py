@@ -682,6 +682,13 @@ _GLUE = {"aten::view", "aten::t", "aten::transpose", "aten::as_strided", "aten::
          "aten::_reshape_alias"}
 
 
+def dispatched_op(fn: Callable[[], Any], device: torch.device) -> str:
+    """The ATen op that did the work in one call of ``fn`` (e.g. ``aten::mkldnn_convolution`` or
+    ``aten::_slow_conv2d_forward`` for the same nn.Conv1d: ATen picks the backend from shapes and thread count)."""
+    fn()  # warm-up, as in capture_side
+    return _compute_op(profile_rows(fn, 1, device)[0]["chain"])
+
+
 def _compute_op(chain: list[str]) -> str:
     """The deepest op in the chain that is not view/copy glue (e.g. aten::addmm under aten::linear)."""
     real = [c for c in chain if c not in _GLUE]
