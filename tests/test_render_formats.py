@@ -339,3 +339,22 @@ def test_run_with_format_writes_reports_and_rejects_bad_format(tmp_path):
     run_dir = tmp_path / "r"
     assert sorted(p.name for p in run_dir.iterdir()) == ["report.html", "report.md", "results.json"]
     assert (run_dir / "report.md").read_text(encoding="utf-8") == render_markdown(load_input(run_dir / "results.json"))
+
+
+def test_an_overflow_is_shown_beside_numbers_that_cover_only_the_finite_values(data):
+    # float16 logits overflow: the comparison is out of bound on its non-finite values while max |Δ| and bitwise
+    # equality, computed over the finite rest, read 0 and 100 %; the report must say so, not contradict itself.
+    import copy
+
+    import torch
+
+    from reportgen.measure.numerics import compare
+    big = torch.tensor([1.0, 7.0e4, 2.0], dtype=torch.float64)
+    c = compare(big.half(), big, 1e-3, name="logits", actual_label="Linear", expected_label="float64 reference")
+    assert c.verdict == "out of bound" and c.nonfinite_mismatch == 1 and c.max_abs == 0
+    run = copy.deepcopy(data)
+    run["cases"][0]["comparisons"] = [c.to_dict()]
+    assert "1 of 3 non-finite on one side only" in render_markdown(run)
+    assert "1 of 3 values non-finite on one side only" in render_html(run)
+    run["cases"][0]["comparisons"][0]["nonfinite_mismatch"] = 0
+    assert "non-finite" not in render_markdown(run) and "non-finite on one side" not in render_html(run)

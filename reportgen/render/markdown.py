@@ -149,8 +149,15 @@ def _source(value: Any) -> str:
     return text if _URL.fullmatch(text) else esc(text, 160)
 
 
+def _nonfinite(c: dict[str, Any]) -> str:
+    # Without this, an overflow reads "out of bound" next to max |Δ| 0 and 100 % bitwise equal (the numbers are
+    # over the finite values; the verdict counts the non-finite ones).
+    n = c.get("nonfinite_mismatch")
+    return f" ({n} of {c.get('numel', '?')} non-finite on one side only; numbers over the rest)" if n else ""
+
+
 def _comparison_rows(comps: list[dict[str, Any]]) -> list[list[str]]:
-    return [[esc(comparison_label(c)), verdict_md(c.get("verdict")), esc(fmt_num(c.get("max_abs"))),
+    return [[esc(comparison_label(c)), verdict_md(c.get("verdict")) + _nonfinite(c), esc(fmt_num(c.get("max_abs"))),
              esc(fmt_num(c.get("max_normalised"))), esc(fmt_num(c.get("max_ulp"))),
              esc(fmt_num(100 * c["bitwise_equal_fraction"]) + " %"
                  if isinstance(c.get("bitwise_equal_fraction"), (int, float)) else "–")] for c in comps]
