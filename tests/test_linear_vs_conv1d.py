@@ -76,6 +76,12 @@ def test_kernels_and_determinism_sections(cpu_ctx):
     assert out.facts["determinism.linear.self_consistent"] is True
     assert out.facts["determinism.conv1d.self_consistent"] is True
     assert "facts" in d
+    # the matrix's baseline is the forward comparison again (same pair, input and bound), not another draw
+    fwd = next(c for c in out.comparisons if c["name"] == "fwd: Linear vs Conv1d")
+    base = d["matrix"]["baseline"]["pairs"]["Linear vs Conv1d"]
+    assert base["max_normalised"] == pytest.approx(fwd["max_normalised"])
+    assert base["differing_fraction"] == pytest.approx(1 - fwd["bitwise_equal_fraction"])
+    assert any(n.startswith("Kernels and determinism: the forward of Linear") for n in out.notes)
 
 
 def test_markdown_says_which_kernels_ran_and_whether_each_side_repeats(cpu_ctx):

@@ -358,7 +358,8 @@ def _why(ctx: CaseContext, out: CaseOutput) -> None:
     """Which implementation each side ran, and whether each is reproducible (kernels + determinism sections)."""
     p, dtype = ctx.params, ctx.dtype
     n, length, k, o = p["batch"], p["length"], p["in_features"], p["out_features"]
-    lin, conv, x, _ = _pair_and_input(ctx, 3)
+    # the forward comparison's own pair and input (offset 0): the matrix's baseline cell is that comparison again
+    lin, conv, x, _ = _pair_and_input(ctx, 0)
     sides = {"Linear": lambda: lin(x), "Conv1d": lambda: _conv_forward(conv, x)}
     bound = matmul_bound(x, lin.weight.detach().t(), dtype, bias=lin.bias.detach())
     # cuDNN logs only from a fresh process: the Conv1d side's call as code (same shapes, dtype and permuted,
@@ -367,6 +368,9 @@ def _why(ctx: CaseContext, out: CaseOutput) -> None:
             f"x = torch.randn({n}, {length}, {k}, device=device, dtype={dtype})\n"
             "conv(x.permute(0, 2, 1)); conv(x.permute(0, 2, 1))\n")
     out.explain(ctx, sides, bound, repeats=5, cudnn_bodies={"Conv1d": body})
+    out.note(f"Kernels and determinism: the forward of Linear({k}, {o}) and Conv1d({k}, {o}, 1) on the forward "
+             f"comparison's ({n}, {length}, {k}) input and weights; differences in units of γ_{k + 1}·(|x|ᵀ|w| + |b|) "
+             "per side (summed over the two sides for a pair).")
 
 
 def _reduced_precision(ctx: CaseContext, out: CaseOutput) -> None:
