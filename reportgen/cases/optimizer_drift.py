@@ -316,9 +316,11 @@ def _drift_report(out: CaseOutput, loss_kind: str, traces: dict[tuple[str, float
     key = "published" if loss_kind == "published" else loss_kind
     ratios = [r[8] for r in rows if r[8] is not None]
     if ratios:
-        out.note(f"{name}: after the last step, the Linear−Conv1d gap is {min(ratios):.3g} to {max(ratios):.3g} "
-                 "times the larger float32-vs-float64 error of the two models; below 1, the two float32 models "
-                 "are closer to each other than either is to the exact trajectory.")
+        span = (f"{min(ratios):.3g}" if f"{min(ratios):.3g}" == f"{max(ratios):.3g}"
+                else f"{min(ratios):.3g} to {max(ratios):.3g}")
+        out.note(f"{name}: after the last step, the Linear−Conv1d gap is {span} times the larger "
+                 "float32-vs-float64 error of the two models; below 1, the two float32 models are closer to each "
+                 "other than either is to the exact trajectory.")
     out.add_line_plot(f"drift_{key}_dparam", f"Linear vs Conv1d, {name}: max |Δparam| per step", "step",
                       "max |Linear − Conv1d| over parameters", dp_series, xscale="log", yscale="log",
                       note="Exact zeros cannot be drawn on a log axis and are left out.")

@@ -160,8 +160,8 @@ def _why(ctx: CaseContext, out: CaseOutput) -> None:
     sides = {_WHY_LABELS[name]: fn for name, fn in fns.items()}
     bound = ctx.bound_factor * _forward_bound(x, w, ctx.dtype)  # the equivalence check's, for every formulation
     out.explain(ctx, sides, bound)
-    out.note(f"Kernels and determinism: the forward of (a) {_SIDES['shared']}, (b) {_SIDES['repeated']} and "
-             f"(c) {_SIDES['loop']} on the case's ({', '.join(map(str, x.shape))}) input; differences in units of "
+    out.note(f"Kernels and determinism: the forward of {_SIDES['shared']}, {_SIDES['repeated']} and "
+             f"{_SIDES['loop']} on the case's ({', '.join(map(str, x.shape))}) input; differences in units of "
              "γ_9·conv(|x|, |w|) per side (summed over the two sides for a pair).")
 
 

@@ -79,7 +79,8 @@ def _counts(values: Iterable[str]) -> str:
     counts: dict[str, int] = {}
     for v in values:
         counts[v] = counts.get(v, 0) + 1
-    return ", ".join(f"{n} {v}" for v, n in sorted(counts.items())) or "none"
+    # "does not hold: 3", not "3 does not hold": verdicts are phrases, not nouns to count
+    return ", ".join(f"{v}: {n}" for v, n in sorted(counts.items())) or "none"
 
 
 def _verdicts(run: dict[str, Any], cap: int | None) -> list[str]:
