@@ -358,3 +358,6 @@ def test_an_overflow_is_shown_beside_numbers_that_cover_only_the_finite_values(d
     assert "1 of 3 values non-finite on one side only" in render_html(run)
     run["cases"][0]["comparisons"][0]["nonfinite_mismatch"] = 0
     assert "non-finite" not in render_markdown(run) and "non-finite on one side" not in render_html(run)
+    # a vacuous bound (n·u >= 1, e.g. a bfloat16 reduction over 32768 terms) makes any finite difference "within"
+    run["cases"][0]["comparisons"][0].update(verdict="within rounding", max_normalised=None)
+    assert "(vacuous bound: n·u ≥ 1)" in render_markdown(run) and "the bound is vacuous" in render_html(run)

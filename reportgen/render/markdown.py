@@ -154,7 +154,11 @@ def _nonfinite(c: dict[str, Any]) -> str:
     # Without this, an overflow reads "out of bound" next to max |Δ| 0 and 100 % bitwise equal (the numbers are
     # over the finite values; the verdict counts the non-finite ones).
     n = c.get("nonfinite_mismatch")
-    return f" ({n} of {c.get('numel', '?')} non-finite on one side only; numbers over the rest)" if n else ""
+    if n:
+        return f" ({n} of {c.get('numel', '?')} non-finite on one side only; numbers over the rest)"
+    if c.get("max_normalised") is None and c.get("verdict") == "within rounding":
+        return " (vacuous bound: n·u ≥ 1)"
+    return ""
 
 
 def _comparison_rows(comps: list[dict[str, Any]]) -> list[list[str]]:
