@@ -102,6 +102,15 @@ def test_power_of_two_sweeps_label_their_values():
     assert "3" not in _tick_labels(render_svg(other, salt="t")) and "10²" in _tick_labels(render_svg(other, salt="t"))
 
 
+def test_integer_x_values_get_integer_ticks_only():
+    # per-layer plots (layers 1, 2, 3) had ticks at 1.5 and 2.5
+    plot = {"kind": "line", "xscale": "linear", "yscale": "linear", "title": "t", "xlabel": "layer",
+            "ylabel": "y", "series": [{"label": "s", "x": [1, 2, 3], "y": [0.1, 0.2, 0.3]}]}
+    assert "1.5" not in _tick_labels(render_svg(plot, salt="t"))
+    plot["series"][0]["x"] = [1, 1.5, 2]  # not integers: matplotlib's usual fractional ticks
+    assert any("." in t and not t.endswith(".0") for t in _tick_labels(render_svg(plot, salt="t")))
+
+
 def test_markdown_names_unmeasurable_claims_by_reason(data):
     from reportgen.render.markdown import render_markdown
     d = copy.deepcopy(data)

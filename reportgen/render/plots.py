@@ -96,6 +96,9 @@ def _line(ax: Any, plot: dict[str, Any]) -> None:
         ax.xaxis.set_major_locator(ticker.FixedLocator(xs))
         ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _pos: f"{v:g}"))
         ax.xaxis.set_minor_locator(ticker.NullLocator())
+    elif plot.get("xscale", "linear") == "linear" and xs and all(float(x).is_integer() for x in xs):
+        # Layers, steps, kernel sizes: integer positions; no tick at layer 1.5.
+        ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
 
 
 def _hist(ax: Any, plot: dict[str, Any]) -> None:
