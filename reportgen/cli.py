@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -23,6 +25,12 @@ class _Group(click.Group):
         except UsageError as exc:
             click.echo(f"reportgen: error: {exc}", err=True)
             sys.exit(UsageError.exit_code)
+        except click.UsageError as exc:  # click's own (bad option value, INPUT is a directory): one line too
+            if isinstance(exc, getattr(click.exceptions, "NoArgsIsHelpError", ())):
+                raise  # not an error: click prints the help
+            hint = f" (see '{exc.ctx.command_path} -h')" if exc.ctx is not None else ""
+            click.echo(f"reportgen: error: {' '.join(exc.format_message().split())}{hint}", err=True)
+            sys.exit(UsageError.exit_code)
 
 
 def _progress(msg: str) -> None:
@@ -35,8 +43,21 @@ def _frameworks(values: tuple[str, ...]) -> dict[str, str]:
         name, sep, path = v.partition("=")
         if not sep or not name or not path:
             raise UsageError(f"--framework {v!r}: expected NAME=PATH_TO_PYTHON, e.g. mindspore=ms/bin/python")
-        out[name] = path
+        out[name] = _interpreter(name, path)
     return out
+
+
+def _interpreter(name: str, path: str) -> str:
+    # Checked here, where the user typed it: a missing interpreter would otherwise only turn into a skipped
+    # probe deep inside a report, and the run would exit 0 as if the framework had been compared.
+    if os.sep in path:
+        p = Path(path).expanduser()
+        if not p.is_file() or not os.access(p, os.X_OK):
+            why = "no such file" if not p.exists() else "not an executable file"
+            raise UsageError(f"--framework {name}={path}: {why}; expected the python of {name}'s environment")
+    elif shutil.which(path) is None:
+        raise UsageError(f"--framework {name}={path}: no such command on PATH")
+    return path
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -137,7 +158,15 @@ def compare_cmd(inputs: tuple[str, ...], out_dir: str, formats: str, page_size: 
         raise UsageError("compare: needs at least two inputs (A B [C ...])")
     fmts = parse_formats(formats)
     output_paths(Path(out_dir), "compare", fmts, force=force)  # refuse before the work, not after
-    model = compare_runs([load_input(p) for p in inputs], list(inputs), alpha=alpha, min_effect=min_effect)
+    runs = [load_input(p) for p in inputs]
+    try:
+        model = compare_runs(runs, list(inputs), alpha=alpha, min_effect=min_effect)
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
+        # load_input checked the shape compare reads; this is the net for a deeper field of the wrong type,
+        # the same one write_reports spreads under rendering an archived input.
+        detail = " ".join(str(exc).split())
+        raise UsageError(f"{', '.join(inputs)}: cannot compare: malformed results ({type(exc).__name__}: "
+                         f"{detail})") from None
     written = write_reports(model, Path(out_dir), "compare", fmts, force=force, page_size=page_size,
                             source=", ".join(inputs))
     click.echo(terminal_summary(model, report=", ".join(map(str, written)) or None), nl=False)

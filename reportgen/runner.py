@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import re
 import secrets
 import time
 import traceback
@@ -36,8 +37,30 @@ def now() -> str:
 
 
 def new_run_id(suite_name: str) -> str:
+    """"<time stamp>-<suite name>-<random>", the name reduced to a safe charset: load_suite validates an explicit
+    suite name, but the name may also come from the file's stem or a caller that built the SuiteSpec itself, and
+    a "/" or ".." in it would put the run directory outside --out."""
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return f"{stamp}-{suite_name}-{secrets.token_hex(2)}"
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", suite_name).strip(".-")[:64] or "suite"
+    return f"{stamp}-{safe}-{secrets.token_hex(2)}"
+
+
+def _run_dir(out_dir: Path, run_id: str) -> Path:
+    """OUT/<run_id>, created now; UsageError (naming the path) when it exists or cannot be created."""
+    if not run_id or run_id in (".", "..") or "/" in run_id or "\\" in run_id or "\0" in run_id:
+        raise UsageError(f"run id {run_id!r}: must be a plain directory name")
+    run_dir = out_dir / run_id
+    exists = UsageError(f"{run_dir}: already exists; refusing to overwrite an earlier run (choose another "
+                        "--run-id or --out)")
+    if run_dir.exists():
+        raise exists
+    try:
+        run_dir.mkdir(parents=True)
+    except FileExistsError:  # created between the check and here: still never reuse it
+        raise exists from None
+    except OSError as exc:  # read-only, permission denied, a parent that is a file
+        raise UsageError(f"{run_dir}: cannot create the run directory: {exc.strerror or exc}") from None
+    return run_dir
 
 
 def resolve_device(spec: str) -> tuple[torch.device | None, str]:
@@ -153,12 +176,7 @@ def run_suite(suite: SuiteSpec, out_dir: Path, *, command: list[str], frameworks
               run_id: str | None = None, progress: Progress = lambda msg: None) -> tuple[RunResult, Path]:
     """Run every job of ``suite`` into ``out_dir/<run_id>/results.json``; never overwrites an earlier run."""
     run_id = run_id or new_run_id(suite.name)
-    run_dir = out_dir / run_id
-    if run_dir.exists():
-        raise UsageError(f"{run_dir}: already exists; refusing to overwrite an earlier run (choose another "
-                         "--run-id or --out)")
-    run_dir.mkdir(parents=True)
-    path = run_dir / "results.json"
+    path = _run_dir(out_dir, run_id) / "results.json"
     frameworks = {**suite.frameworks, **(frameworks or {})}
     run = RunResult(run_id=run_id, started=now(), command=[redact(a) for a in command], suite=suite.to_dict(),
                     environment=collect_environment(), tool_version=__version__)

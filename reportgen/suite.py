@@ -5,6 +5,8 @@ Every validation error is a UsageError whose one line names the file, the case a
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -22,6 +24,15 @@ _CASE_KEYS = {"name", "kind", "description", "devices", "dtypes", "seed", "param
 _TIMING_KEYS = {"rounds": int, "min_sample_s": float, "enabled": bool}
 _TOLERANCE_KEYS = {"bound_factor": float, "noise_iqr": float}
 _CLAIM_KEYS = {"id", "text", "source", "rule"}
+# Lower limits the type check alone lets through: rounds: 0 or min_sample_s: -1 used to pass and crash the case
+# minutes later ("zero-size array to reduction"). key -> (limit, strict: value must exceed it, not only reach it)
+_LIMITS: dict[str, tuple[float, bool]] = {"rounds": (1, False), "min_sample_s": (0, True), "bound_factor": (0, False),
+                                          "noise_iqr": (0, False)}
+# The suite name becomes part of the default run directory name: a plain name, no path separators or markup.
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+# Integer params with a positive default are sizes or counts and must be >= 1 (batch: -1 used to crash with
+# "negative dimension"); these few are counts where 0 is documented to switch a part of the case off.
+ZERO_ALLOWED_PARAMS = frozenset({"steps", "train_steps", "thread_check_seeds", "pad"})
 
 
 @dataclass(frozen=True)
@@ -106,6 +117,8 @@ def bundled_suites() -> dict[str, Path]:
 def resolve(name_or_path: str) -> Path:
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.exists():
+        if path.is_dir():
+            raise UsageError(f"suite file {name_or_path}: is a directory, not a suite YAML file")
         if not path.is_file():
             raise UsageError(f"suite file {name_or_path}: not found")
         return path
@@ -142,11 +155,60 @@ def _unknown(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
         raise UsageError(f"{where}: unknown key {extra[0]!r} (allowed: {', '.join(sorted(allowed))})")
 
 
+def _limit(value: Any, key: str, where: str) -> Any:
+    if key not in _LIMITS or isinstance(value, bool):
+        return value
+    low, strict = _LIMITS[key]
+    if not math.isfinite(value) or value < low or (strict and value == low):
+        raise UsageError(f"{where}: must be {'>' if strict else '>='} {low:g}, got {value!r}")
+    return value
+
+
 def _typed_block(data: Any, schema: dict[str, type], cls: type, where: str, base: Any) -> Any:
     data = _mapping(data, where)
     _unknown(data, set(schema), where)
-    values = {k: _check(v, schema[k], f"{where}.{k}") for k, v in data.items()}
+    values = {k: _limit(_check(v, schema[k], f"{where}.{k}"), k, f"{where}.{k}") for k, v in data.items()}
     return replace(base, **values)
+
+
+def _param(value: Any, default: Any, where: str, key: str, zero_ok: bool = False) -> Any:
+    """Check case parameter ``key`` against its default, the only schema a case declares: same type; an integer
+    whose default is positive >= 1 (>= 0 where ``zero_ok``), one whose default is >= 0 not negative; list items
+    like the default's items; a mapping with the default's keys. Whether a value makes sense for the case (an
+    activation's name, say) is still the case's to check when it runs."""
+    if default is None:
+        return value
+    if isinstance(default, list):
+        return _param_list(value, default, where, key)
+    if isinstance(default, dict):
+        return _param_mapping(value, default, where, key)
+    value = _check(value, type(default), f"{where}: key '{key}'")
+    if isinstance(default, int) and not isinstance(default, bool):
+        low = 0 if zero_ok or default == 0 else 1
+        if default >= 0 and value < low:
+            raise UsageError(f"{where}: key '{key}': must be {'a non-negative' if low == 0 else 'a positive'} "
+                             f"integer (a size or count), got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UsageError(f"{where}: key '{key}': must be a finite number, got {value!r}")
+    return value
+
+
+def _param_list(value: Any, default: list[Any], where: str, key: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise UsageError(f"{where}: key '{key}': expected a list, got {value!r}")
+    kinds = {type(d) for d in default}
+    if len(kinds) != 1:  # an empty or mixed default declares nothing about its items
+        return value
+    # The item the default's items agree on: a positive int only if every default item is one.
+    item = min(default) if kinds <= {int, float} else default[0]
+    return [_param(v, item, where, f"{key}[{i}]") for i, v in enumerate(value)]
+
+
+def _param_mapping(value: Any, default: dict[str, Any], where: str, key: str) -> dict[str, Any]:
+    if not isinstance(value, Mapping) or set(value) != set(default):
+        raise UsageError(f"{where}: key '{key}': expected a mapping with keys {', '.join(sorted(default))}, "
+                         f"got {value!r}")
+    return {k: _param(value[k], default[k], where, f"{key}.{k}") for k in default}
 
 
 def _str_list(value: Any, where: str, allowed: tuple[str, ...] | None = None) -> tuple[str, ...]:
@@ -218,12 +280,7 @@ def _case(raw: Any, index: int, defaults: Mapping[str, Any], where_file: str) ->
         if key not in info.defaults:
             raise UsageError(f"{where}: key 'params.{key}': unknown parameter for {kind} "
                              f"(known: {', '.join(sorted(info.defaults))})")
-        default = info.defaults[key]
-        if default is not None and not isinstance(default, (list, dict)):
-            value = _check(value, type(default), f"{where}: key 'params.{key}'")
-        elif isinstance(default, list) and not isinstance(value, list):
-            raise UsageError(f"{where}: key 'params.{key}': expected a list, got {value!r}")
-        params[key] = value
+        params[key] = _param(value, info.defaults[key], where, f"params.{key}", zero_ok=key in ZERO_ALLOWED_PARAMS)
     devices = tuple(check_device(d, f"{where}: key 'devices'")
                     for d in _str_list(raw.get("devices", defaults.get("devices", ["cpu"])),
                                        f"{where}: key 'devices'"))
@@ -256,6 +313,8 @@ def load_suite(name_or_path: str) -> SuiteSpec:
         raise UsageError(f"{where}: invalid YAML{at}: {problem}") from None
     except OSError as exc:
         raise UsageError(f"{where}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{where}: not UTF-8 text (byte {exc.start}); is it a suite YAML file?") from None
     data = _mapping(data, where)
     _unknown(data, _SUITE_KEYS, where)
     defaults = _mapping(data.get("defaults"), f"{where}: key 'defaults'")
@@ -270,6 +329,10 @@ def load_suite(name_or_path: str) -> SuiteSpec:
             raise UsageError(f"{where}: case {c.name!r}: key 'name': duplicate case name")
         seen.add(c.name)
     name = _check(data.get("name", path.stem), str, f"{where}: key 'name'")
+    if "name" in data and not _NAME_RE.fullmatch(name):
+        # It names the run directory: "a/../../x" would write outside --out.
+        raise UsageError(f"{where}: key 'name': {name!r} is not a plain name (letters, digits, '.', '_', '-'; "
+                         "at most 64, starting with a letter or digit)")
     description = _check(data.get("description", ""), str, f"{where}: key 'description'")
     frameworks = {k: _check(v, str, f"{where}: key 'frameworks.{k}'")
                   for k, v in _mapping(data.get("frameworks"), f"{where}: key 'frameworks'").items()}

@@ -123,3 +123,82 @@ def test_results_json_is_as_readable_as_the_reports(tiny_run):
     _, out_dir = tiny_run
     mode = (out_dir / "results.json").stat().st_mode & 0o777
     assert mode == (out_dir / "report.html").stat().st_mode & 0o777 and mode & 0o044
+
+
+def one_line_exit_2(result, *needles):
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1, result.output
+    assert "Traceback" not in result.output and all(n in lines[0] for n in needles), lines[0]
+
+
+def test_default_run_id_never_leaves_out_even_for_an_unsafe_suite_name(tmp_path):
+    # load_suite refuses such a name; the run-id builder must still not follow one that got past it
+    import dataclasses
+
+    from reportgen.runner import new_run_id, run_suite
+    from reportgen.suite import load_suite
+
+    suite = tmp_path / "s.yaml"
+    suite.write_text("cases: [{name: linear_vs_conv1d, devices: [cpu], timing: {enabled: false}, params: {batch: 2, "
+                     "length: 4, growth_depths: [1], growth_in_features: [8], growth_rows: 4, backward: false}}]")
+    spec = dataclasses.replace(load_suite(str(suite)), name="a/../../../escaped <script>")
+    out = tmp_path / "out" / "deep"
+    _, path = run_suite(spec, out, command=["test"])
+    assert path.parent.parent == out and path.exists()
+    assert not list(tmp_path.glob("escaped*")) and not list((tmp_path / "out").glob("escaped*"))
+    assert "/" not in new_run_id("../..") and not new_run_id("..").split("-")[2].startswith(".")
+    bad = tmp_path / "trav.yaml"
+    bad.write_text('name: "a/../../../escaped_by_suite_name"\ncases: [{name: conv1d_semantics}]')
+    result = CliRunner().invoke(main, ["run", "--suite", str(bad), "--out", str(out)])
+    one_line_exit_2(result, str(bad), "key 'name'")
+    assert not list(tmp_path.rglob("escaped_by_suite_name*"))
+
+
+def _unwritable_outs(tmp_path):
+    """Output directories that cannot be created or written: under a regular file (for anyone, root included)
+    and, where permissions bind (not root), a read-only directory."""
+    import os
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    outs = [blocker / "out"]
+    if os.geteuid() != 0:
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o555)
+        outs.append(ro)
+    return outs
+
+
+def test_unwritable_output_directory_is_one_line_naming_the_path(tmp_path):
+    from pathlib import Path
+
+    fixture = str(Path(__file__).parent / "fixtures" / "results_v1.json")
+    suite = tmp_path / "s.yaml"
+    suite.write_text("cases: [{name: linear_vs_conv1d, devices: [cpu], timing: {enabled: false}}]")
+    for out in _unwritable_outs(tmp_path):
+        one_line_exit_2(CliRunner().invoke(main, ["run", "--suite", str(suite), "--out", str(out),
+                                                  "--run-id", "r"]), str(out / "r"), "cannot create")
+        one_line_exit_2(CliRunner().invoke(main, ["render", fixture, "--out", str(out), "--force"]),
+                        str(out / "report.html"), "cannot write")
+        one_line_exit_2(CliRunner().invoke(main, ["compare", fixture, fixture, "--out", str(out)]),
+                        str(out / "compare.html"), "cannot write")
+
+
+def test_bad_inputs_that_used_to_trace_back_are_one_line(tmp_path):
+    bad = tmp_path / "b.yaml"
+    bad.write_bytes(b"\xff\xfe")
+    one_line_exit_2(CliRunner().invoke(main, ["run", "--suite", str(bad), "--out", str(tmp_path)]), str(bad),
+                    "not UTF-8")
+    one_line_exit_2(CliRunner().invoke(main, ["run", "--suite", str(tmp_path), "--out", str(tmp_path)]),
+                    "is a directory")
+    one_line_exit_2(CliRunner().invoke(main, ["render", str(tmp_path)]), str(tmp_path), "is a directory")
+    one_line_exit_2(CliRunner().invoke(main, ["run", "--dtype", "float8", "--out", str(tmp_path)]), "'float8'")
+
+
+def test_missing_framework_interpreter_is_one_line_exit_2(tmp_path):
+    missing = str(tmp_path / "nonexist" / "python")
+    result = CliRunner().invoke(main, ["run", "--suite", "quick", "--framework", f"mindspore={missing}",
+                                       "--out", str(tmp_path)])
+    one_line_exit_2(result, f"--framework mindspore={missing}", "no such file")
+    assert not list(tmp_path.iterdir())  # refused before any run directory was made

@@ -285,3 +285,55 @@ def test_compare_cli_bad_inputs_exit_2(tmp_path):
     bad.write_text("{not json")
     result = CliRunner().invoke(main, ["compare", str(FIXTURE), str(bad), "--format", "none"])
     assert result.exit_code == 2 and str(bad) in result.output and result.output.count("\n") == 1
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("comparisons", "x", "key 'cases[0].comparisons': expected a list"),
+    ("facts", None, "key 'cases[0].facts': expected an object, got null"),
+    ("timings", [1], "key 'cases[0].timings[0]': expected an object"),
+])
+def test_compare_malformed_case_field_is_one_line_exit_2(tmp_path, key, value, expected):
+    data = json.loads(FIXTURE.read_text())
+    data["cases"][0][key] = value
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    for args in ([str(bad), str(FIXTURE)], [str(FIXTURE), str(bad)]):
+        result = CliRunner().invoke(main, ["compare", *args, "--format", "none"])
+        assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
+        assert str(bad) in result.output and expected in result.output
+
+
+def _noisy(run, flag):
+    for c in run["cases"]:
+        for t in c.get("timings", []):
+            t["noisy"] = flag
+    return run
+
+
+def test_noisy_timing_changes_are_marked_and_counted_in_terminal_and_markdown(base):
+    b = _changed(base)  # forward · Linear 200x slower
+    noisy = cmp.compare_runs([_noisy(copy.deepcopy(base), True), _noisy(b, False)], ["a", "b"])
+    assert noisy["summary"]["timing_moved"][0]["noisy"] == ["A"]
+    text = cmp.terminal_summary(noisy)
+    row = next(line for line in text.splitlines() if line.lstrip().startswith("slower"))
+    assert "noisy A" in row and "1 slower (1 noisy)" in text
+    md = cmp.render_compare_markdown(noisy)
+    assert "**slower** ⚠ noisy (A)" in md and "1 slower (1 noisy)" in md
+    quiet = cmp.compare_runs([_noisy(copy.deepcopy(base), False), _noisy(_changed(base), False)], ["a", "b"])
+    assert "noisy" not in cmp.terminal_summary(quiet) and "noisy" not in cmp.render_compare_markdown(quiet)
+
+
+def test_terminal_summary_keeps_labels_whole_and_wraps_between_phrases(base):
+    a, b = copy.deepcopy(base), _changed(base)
+    b["run_id"] = "20260101-120000-shared-kernel-conv-suite-ab12"
+    b["environment"]["cpu"]["model"] = "Intel(R) Xeon(R) Platinum 8480+ Sapphire Rapids 56-Core Processor"
+    for run in (a, b):
+        for t in _case(run)["timings"]:
+            t["label"] = "(c) loop of single-channel convs" if t["label"] == "Linear" else t["label"]
+            t["name"] = "forward+backward" if t["name"] == "forward" else t["name"]
+    text = cmp.terminal_summary(cmp.compare_runs([a, b], ["a", "b"]), report="out/compare.html")
+    lines = text.splitlines()
+    assert len(lines) <= cmp.SCREEN_LINES and max(map(len, lines)) <= 100
+    assert "(c) loop of single-channel convs" in text and "(c) …" not in text
+    assert any(line.startswith(f"B: {b['run_id']} (fixture-v1, complete)") for line in lines)
+    assert any("Sapphire Rapids 56-Core Processor" in line for line in lines)  # not cut mid-phrase

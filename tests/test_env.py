@@ -47,3 +47,22 @@ def test_redact_patterns():
 def test_env_text_output_runs():
     result = CliRunner().invoke(main, ["env"])
     assert result.exit_code == 0 and "[torch]" in result.output
+
+
+def test_password_and_bearer_names_and_values_are_redacted(monkeypatch):
+    monkeypatch.setenv("TORCH_PASS", "s7pass")
+    monkeypatch.setenv("PYTORCH_BEARER", "s9bear")
+    monkeypatch.setenv("TORCH_PWD", "s8pwd")
+    monkeypatch.setenv("CUDA_SESSION_ID", "s6sess")
+    monkeypatch.setenv("PYTORCH_EXTRA_HEADER", "Authorization: Bearer abc123def456")  # secret by value only
+    ordinary = {"CUDA_VISIBLE_DEVICES": "0,1", "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True",
+                "OMP_NUM_THREADS": "2", "CUBLAS_WORKSPACE_CONFIG": ":4096:8", "TORCH_COMPILE_BYPASS_X": "1"}
+    for k, v in ordinary.items():
+        monkeypatch.setenv(k, v)
+    result = CliRunner().invoke(main, ["env", "--json"])
+    assert result.exit_code == 0, result.output
+    for leaked in ("s7pass", "s9bear", "s8pwd", "s6sess", "abc123def456"):
+        assert leaked not in result.output
+    env_vars = json.loads(result.output)["env_vars"]
+    assert env_vars["TORCH_PASS"] == env_vars["PYTORCH_BEARER"] == envmod.REDACTED
+    assert {k: env_vars[k] for k in ordinary} == ordinary

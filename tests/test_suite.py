@@ -99,3 +99,55 @@ def test_plan_names_the_device_that_will_run(tmp_path):
                        "linear_vs_conv1d/cuda:0/float32"]
         device, why = resolve_device("cuda")
         assert device is None and why.startswith("CUDA not available")
+
+
+@pytest.mark.parametrize("body, expected", [
+    # the suite name becomes the default run directory's name: no path separators, no markup
+    ('name: "a/../../../escaped"\ncases: [{name: linear_vs_conv1d}]',
+     "key 'name': 'a/../../../escaped' is not a plain"),
+    ('name: "<script>x</script>"\ncases: [{name: linear_vs_conv1d}]', "key 'name': '<script>x</script>' is not"),
+    ('name: ".."\ncases: [{name: linear_vs_conv1d}]', "key 'name': '..' is not a plain name"),
+    # values the type check lets through but the case cannot run with
+    ("cases: [{name: linear_vs_conv1d, timing: {rounds: -3}}]", "key 'timing'.rounds: must be >= 1, got -3"),
+    ("cases: [{name: linear_vs_conv1d, timing: {rounds: 0}}]", "key 'timing'.rounds: must be >= 1, got 0"),
+    ("cases: [{name: linear_vs_conv1d, timing: {min_sample_s: -1}}]", "key 'timing'.min_sample_s: must be > 0"),
+    ("cases: [{name: linear_vs_conv1d, timing: {min_sample_s: 0}}]", "key 'timing'.min_sample_s: must be > 0"),
+    ("defaults: {timing: {rounds: 0}}\ncases: [{name: linear_vs_conv1d}]", "defaults.timing.rounds: must be >= 1"),
+    ("cases: [{name: linear_vs_conv1d, params: {batch: -1}}]",
+     "case 'linear_vs_conv1d': key 'params.batch': must be a positive integer"),
+    ("cases: [{name: linear_vs_conv1d, params: {length: 0}}]", "key 'params.length': must be a positive integer"),
+    ("cases: [{name: linear_vs_conv1d, params: {growth_depths: [1, -2]}}]",
+     "key 'params.growth_depths[1]': must be a positive integer"),
+    ("cases: [{name: optimizer_drift, params: {steps: -1}}]", "key 'params.steps': must be a non-negative integer"),
+    ("cases: [{name: fc_vs_conv2d_1x1, params: {variants: [{activation: elu}]}}]",
+     "key 'params.variants[0]': expected a mapping with keys activation, init"),
+    ("cases: [{name: fc_vs_conv2d_1x1, params: {variants: [3]}}]", "key 'params.variants[0]': expected a mapping"),
+    ("cases: [{name: fc_vs_conv2d_1x1, params: {variants: [{activation: elu, init: x}]}}]",
+     "key 'params.variants[0].init': expected a number"),
+    ("cases: [{name: conv1d_cross_framework, params: {same_configs: [[2, 0]]}}]",
+     "key 'params.same_configs[0][1]': must be a positive integer"),
+])
+def test_unsafe_names_and_unrunnable_values_rejected_at_load(tmp_path, body, expected):
+    path = write(tmp_path, body)
+    with pytest.raises(UsageError) as err:
+        load_suite(path)
+    msg = str(err.value)
+    assert path in msg and expected in msg and "\n" not in msg
+
+
+def test_zero_where_it_switches_a_part_off_and_plain_names_still_load(tmp_path):
+    s = load_suite(write(tmp_path, "name: my-suite_2.b\ncases: [{name: optimizer_drift, params: {steps: 0, "
+                                   "thread_check_seeds: 0, mse_sgd_lrs: []}}, {name: shared_kernel_conv, "
+                                   "params: {train_steps: 0}}, {name: fc_vs_conv2d_1x1, params: {variants: "
+                                   "[{activation: sigmoid, init: 1}]}}]"))
+    assert s.name == "my-suite_2.b" and s.cases[0].params["steps"] == 0 and s.cases[1].params["train_steps"] == 0
+    assert s.cases[2].params["variants"] == [{"activation": "sigmoid", "init": 1.0}]
+
+
+def test_suite_file_not_utf8_or_a_directory_is_one_line(tmp_path):
+    bad = tmp_path / "b.yaml"
+    bad.write_bytes(b"\xff\xfe")
+    with pytest.raises(UsageError, match="b.yaml: not UTF-8 text"):
+        load_suite(str(bad))
+    with pytest.raises(UsageError, match="is a directory"):
+        load_suite(str(tmp_path))

@@ -22,8 +22,14 @@ from reportgen.measure.settings import capture_settings, unavailable
 
 ENV_ALLOW_PREFIXES = ("CUDA_", "CUBLAS", "CUDNN_", "NVIDIA_TF32_OVERRIDE", "OMP_", "MKL_", "OPENBLAS_",
                       "ONEDNN_", "DNNL_", "KMP_", "PYTORCH_", "TORCH_")
-_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|PASSWD|PWD|CREDENTIAL|AUTH|PRIVATE|SIGNATURE|COOKIE|SESSION",
-                          re.IGNORECASE)
+# Words that mark a variable as holding a secret. Long, unambiguous ones match anywhere in the name; short ones
+# (PASS, PWD, SIG, ...) only as a whole "_"-separated word, so that e.g. a *_BYPASS_* or *_PASSES switch
+# is still shown. Settings such as CUDA_VISIBLE_DEVICES, PYTORCH_CUDA_ALLOC_CONF, OMP_NUM_THREADS or
+# CUBLAS_WORKSPACE_CONFIG contain none of them.
+_SECRET_NAME = re.compile(
+    r"KEY|TOKEN|SECRET|PASSW|PASSPHRASE|CREDENTIAL|AUTH|PRIVATE|SIGNATURE|COOKIE|SESSION|BEARER|CERT|SALT"
+    r"|(?:^|_)(?:PASS|PWD|SIG|CRED|CREDS|JWT|OTP|API_?KEY)(?:_|$)",
+    re.IGNORECASE)
 _SECRET_VALUE = re.compile(
     r"(?:gh[pousr]|github_pat)_[A-Za-z0-9_]{16,}"  # GitHub tokens
     r"|hf_[A-Za-z0-9]{16,}"  # Hugging Face
@@ -33,6 +39,7 @@ _SECRET_VALUE = re.compile(
     r"|eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"  # JWT
     r"|-----BEGIN [A-Z ]*PRIVATE KEY-----"
     r"|://[^/\s:@]+:[^/\s@]+@"  # credentials inside a URL
+    r"|\b[Bb]earer\s+[A-Za-z0-9._~+/=-]{8,}"  # an HTTP Authorization header's value
 )
 # A long run of mixed letters and digits with no separators looks like a key even without a known prefix.
 _HIGH_ENTROPY = re.compile(r"(?=[A-Za-z0-9+/=_-]*[0-9])(?=[A-Za-z0-9+/=_-]*[A-Za-z])[A-Za-z0-9+/=_-]{32,}")

@@ -393,20 +393,36 @@ def _summary(model: dict[str, Any]) -> dict[str, Any]:
     names = [i["label"] for i in model["inputs"]]
     verdict_changes = [{"id": c["id"], "name": x["name"], "verdict": x["verdict"]}
                        for c in model["cases"] for x in c["comparisons"] if x["changed"]]
-    counts = {n: {FASTER: 0, SLOWER: 0, SAME: 0, "missing": 0} for n in names[1:]}
+    counts = {n: {FASTER: 0, SLOWER: 0, SAME: 0, "missing": 0, "noisy": 0} for n in names[1:]}
     moved = []
     for c in model["cases"]:
         for t in c["timings"]:
             for ch in t["changes"]:
                 counts[ch["vs"]][ch["verdict"]] += 1
                 if ch["verdict"] in (FASTER, SLOWER):
-                    moved.append({"id": c["id"], "name": t["name"], "label": t["label"], **ch})
+                    noisy = noisy_sides(t, ch["vs"], names)
+                    counts[ch["vs"]]["noisy"] += bool(noisy)
+                    moved.append({"id": c["id"], "name": t["name"], "label": t["label"], **ch, "noisy": noisy})
     moved.sort(key=lambda m: -abs(math.log(m["ratio"])))
     return {"status_changes": [{"id": c["id"], "status": c["status"]} for c in model["cases"] if c["status_changed"]],
             "verdict_changes": verdict_changes,
             "claim_changes": [c for c in model["claims"] if c["changed"]],
             "timing_counts": counts, "timing_moved": moved,
             "only_in_some": [c["id"] for c in model["cases"] if not all(c["present"])]}
+
+
+def noisy_sides(timing: dict[str, Any], vs: str, names: list[str]) -> list[str]:
+    """Labels of the two sides of ``vs``/A whose timing was flagged noisy (IQR/median at or above the case's
+    noise_iqr), as compare.html marks each median: a faster/slower verdict between noisy timings may be load."""
+    flags = timing.get("noisy") or []
+    sides = [names[0], vs] if vs != names[0] else [vs]
+    return [n for n in sides if names.index(n) < len(flags) and flags[names.index(n)]]
+
+
+def counts_text(c: dict[str, int]) -> str:
+    """"1 faster, 2 slower (1 noisy), 5 no significant difference": the noisy ones are among the faster/slower."""
+    return (f"{c[FASTER]} faster, {c[SLOWER]} slower" + (f" ({c['noisy']} noisy)" if c.get("noisy") else "")
+            + f", {c[SAME]} no significant difference" + (f", {c['missing']} not timed" if c["missing"] else ""))
 
 
 # ---------------------------------------------------------------------------------------------- rendering
@@ -439,11 +455,9 @@ def terminal_summary(model: dict[str, Any], *, report: str | None = None, width:
     warnings, results that changed status, verdict and claim changes, significant timing changes. When it would
     not fit, the longest lists are shortened (each says how many more the report has)."""
     s, names = model["summary"], [i["label"] for i in model["inputs"]]
-    opts, many = model["options"], len(names) > 2
+    opts = model["options"]
     keyw = min(40, max([len(d["key"]) for d in model["env_diff"]] + [10]))
-    idw = min(30, max([len(m["id"]) for m in s["timing_moved"]] + [4]))
-    counts = "; ".join(f"{n}/A {c[FASTER]} faster, {c[SLOWER]} slower, {c[SAME]} no significant difference"
-                       + (f", {c['missing']} not timed" if c["missing"] else "") for n, c in s["timing_counts"].items())
+    counts = "; ".join(f"{n}/A {counts_text(c)}" for n, c in s["timing_counts"].items())
     presence = {c["id"]: c["present"] for c in model["cases"]}
     # (heading, rendered items, what the "... N more" line calls them); a heading of None: no section at all
     sections = [
@@ -464,15 +478,42 @@ def terminal_summary(model: dict[str, Any], *, report: str | None = None, width:
          [f"  {short(c['case'] + ': ' + c['id'], 50)}: " + " → ".join(c["verdict"]) for c in s["claim_changes"]],
          "claim changes"),
         (f"Timing (p < {opts['alpha']:g}, ≥ {100 * opts['min_effect']:g} %): {counts or 'no timings'}",
-         [f"  {m['verdict']:<6} {m['vs'] + '/A ' if many else ''}{short(m['id'], idw):<{idw}} "
-          f"{short(m['name'] + ' · ' + m['label'], 24):<24} {ratio_text(m, 2)}" for m in s["timing_moved"]],
-         "significant timing changes"),
+         _timing_items(s["timing_moved"], len(names) > 2, width), "significant timing changes"),
     ]
-    head = [f"{i['label']}: {short(i['run_id'], 40)} ({i['suite']}, {i['status']}) {short(i['where'], 56)}"
-            for i in model["inputs"]] + ([f"Report: {report}"] if report else [])
+    head = [_wrap_parts([f"{i['label']}: {i['run_id']} ({i['suite']}, {i['status']})",
+                         *str(i["where"]).split(" · ")], width) for i in model["inputs"]]
+    tail = [f"Report: {report}"] if report else []
+    physical = [p for line in head + tail for p in _wrap(line, width).split("\n")]
     lines = _fit([(h, [_wrap(x, width) for x in items], more) for h, items, more in sections if h is not None],
-                 SCREEN_LINES - len(head), width)
-    return "\n".join(_wrap(line, width) for line in head[:len(names)] + lines + head[len(names):]) + "\n"
+                 SCREEN_LINES - len(physical), width)
+    return "\n".join(_wrap(line, width) for line in head + lines + tail) + "\n"
+
+
+def _timing_items(moved: list[dict[str, Any]], many: bool, width: int) -> list[str]:
+    """"  slower ×1.9 [1.5, 2.3] p=0.0079  noisy A  result · statement · side": the ratio in a column, a noisy
+    side marked as compare.html marks it, and the labels whole (a second line before a label that does not fit
+    rather than "(c) …")."""
+    ratios = [ratio_text(m, 2) for m in moved]
+    noise = [f"noisy {','.join(m['noisy'])}" if m.get("noisy") else "" for m in moved]
+    rw, nw = max(map(len, ratios), default=0), max(map(len, noise), default=0)
+    out = []
+    for m, r, n in zip(moved, ratios, noise):
+        lead = f"  {m['verdict']:<6} {m['vs'] + '/A ' if many else ''}{r:<{rw}}  " + (f"{n:<{nw}}  " if nw else "")
+        out.append(_wrap_parts([lead + str(m["id"]), str(m["name"]), str(m["label"])], width))
+    return out
+
+
+def _wrap_parts(parts: list[str], width: int, sep: str = " · ", indent: str = "      ") -> str:
+    """Join ``parts`` with ``sep``, starting a new (indented) line between parts rather than inside one."""
+    lines = [parts[0]]
+    for part in parts[1:]:
+        if len(lines[-1]) + len(sep) + len(part) <= width:
+            lines[-1] += sep + part
+        else:
+            lines.append(indent + short(part, width - len(indent)))
+    # The first part alone may be too long; cut it without short()'s whitespace folding, which would undo the
+    # column padding of a timing row.
+    return "\n".join(line[: width - 1] + "…" if len(line) > width else line for line in lines)
 
 
 def _fit(sections: list[tuple[str, list[str], str]], budget: int, width: int) -> list[str]:
@@ -496,7 +537,10 @@ def _fit(sections: list[tuple[str, list[str], str]], budget: int, width: int) ->
 
 
 def _wrap(line: str, width: int) -> str:
-    # Long warnings continue on an indented second line instead of being cut mid-word.
+    # Long warnings continue on an indented second line instead of being cut mid-word; a line already split
+    # (by _wrap_parts) is wrapped piece by piece.
+    if "\n" in line:
+        return "\n".join(_wrap(piece, width) for piece in line.split("\n"))
     if len(line) <= width:
         return line
     head, _, tail = line[:width].rpartition(" ")
@@ -592,6 +636,10 @@ def _md_rows(items: list[Any], cap: int | None, row: Any, what: str, ncols: int)
     return lines
 
 
+def _md_noisy(moved: dict[str, Any]) -> str:
+    return f" ⚠ noisy ({', '.join(moved['noisy'])})" if moved.get("noisy") else ""
+
+
 def _compare_md(model: dict[str, Any], cap: int | None) -> str:
     from reportgen.render.markdown import code, esc, verdict_md
 
@@ -621,12 +669,15 @@ def _compare_md(model: dict[str, Any], cap: int | None) -> str:
                         + " → ".join(verdict_md(x) for x in c["verdict"]) + " |", "claims", 2)
     opts = model["options"]
     out += ["", f"### Timing: significant changes (p < {opts['alpha']:g}, at least {100 * opts['min_effect']:g} %)",
-            "", "; ".join(f"{n}/A: {c[FASTER]} faster, {c[SLOWER]} slower, {c[SAME]} no significant difference"
-                          for n, c in s["timing_counts"].items()) or "No timings.", ""]
+            "", "; ".join(f"{n}/A: {counts_text(c)}" for n, c in s["timing_counts"].items()) or "No timings.", ""]
     if s["timing_moved"]:
         out += ["| | vs | result | what · side | ratio [CI] p |", "|---|---|---|---|---|"]
-        out += _md_rows(s["timing_moved"], cap, lambda m: f"| **{m['verdict']}** | {m['vs']}/A | {esc(m['id'])} | "
-                        f"{esc(m['name'])} · {esc(m['label'])} | {esc(ratio_text(m))} |", "changes", 5)
+        out += _md_rows(s["timing_moved"], cap, lambda m: f"| **{m['verdict']}**{_md_noisy(m)} | {m['vs']}/A | "
+                        f"{esc(m['id'])} | {esc(m['name'])} · {esc(m['label'])} | {esc(ratio_text(m))} |",
+                        "changes", 5)
+        if any(m.get("noisy") for m in s["timing_moved"]):
+            out += ["", "_⚠ noisy: that side's timing varied by at least its noise threshold (IQR/median), so the "
+                        "change may be machine load rather than code; re-run on a quiet machine._"]
     out += ["", f"_{esc(opts['test'])}; {esc(opts['ci'])}. Made by `reportgen compare`; attach compare.html and "
                 "the runs' report.html files for everything else._", ""]
     return "\n".join(out)

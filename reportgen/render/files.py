@@ -8,6 +8,7 @@ from deep inside a template.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -35,6 +36,33 @@ def _from_html(path: Path) -> dict[str, Any]:
     return upgrade(data, str(path))
 
 
+# Per case: field -> (type, type of each item or None). ``compare`` reads these without a template in between, so
+# a wrong type must stop here with the key named, not as an AttributeError deep inside the comparison.
+_CASE_FIELDS: dict[str, tuple[type, type | None]] = {
+    "id": (str, None), "status": (str, None), "comparisons": (list, dict), "tables": (list, dict),
+    "plots": (list, dict), "timings": (list, dict), "notes": (list, None), "facts": (dict, None),
+    "extra": (dict, None), "settings": (dict, None), "params": (dict, None)}
+_JSON_TYPE = {str: "a string", list: "a list", dict: "an object"}
+
+
+def _check_case(case: dict[str, Any], source: str, prefix: str) -> None:
+    for key, (want, item) in _CASE_FIELDS.items():
+        if key not in case:
+            continue  # required fields are the dataclass constructor's to name (below)
+        value = case[key]
+        if not isinstance(value, want):
+            raise UsageError(f"{source}: key '{prefix}.{key}': expected {_JSON_TYPE[want]}, "
+                             f"got {json.dumps(value)[:40]}")
+        bad = next((i for i, v in enumerate(value) if not isinstance(v, item)), None) if item else None
+        if bad is not None:
+            raise UsageError(f"{source}: key '{prefix}.{key}[{bad}]': expected {_JSON_TYPE[item]}, "
+                             f"got {json.dumps(value[bad])[:40]}")
+    for i, t in enumerate(case.get("timings", [])):
+        samples = t.get("samples_s", [])
+        if not isinstance(samples, list) or not all(isinstance(x, (int, float, str)) for x in samples):
+            raise UsageError(f"{source}: key '{prefix}.timings[{i}].samples_s': expected a list of numbers")
+
+
 def check_shape(data: dict[str, Any], source: str) -> None:
     """UsageError unless ``data`` has the fields of a RunResult and each case those of a CaseResult."""
     if not isinstance(data.get("cases", []), list) or not all(isinstance(c, dict) for c in data.get("cases", [])):
@@ -42,6 +70,11 @@ def check_shape(data: dict[str, Any], source: str) -> None:
     for key in ("environment", "suite"):
         if not isinstance(data.get(key), dict):
             raise UsageError(f"{source}: missing or malformed '{key}' (not a reportgen results file?)")
+    claims = data.get("claims", [])
+    if not isinstance(claims, list) or not all(isinstance(c, dict) for c in claims):
+        raise UsageError(f"{source}: key 'claims': expected a list of objects")
+    for i, case in enumerate(data.get("cases", [])):
+        _check_case(case, source, f"cases[{i}]")
     try:
         RunResult.from_dict(data)
     except TypeError as exc:  # a required field is missing: the dataclass constructor names it
@@ -51,6 +84,8 @@ def check_shape(data: dict[str, Any], source: str) -> None:
 def load_input(path: str | Path) -> dict[str, Any]:
     """A results dict (current schema) from a results.json or a report.html; UsageError on anything else."""
     path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{path}: is a directory; expected a results.json or a report.html")
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
     data = _from_html(path) if path.suffix.lower() in _HTML_SUFFIXES else load_dict(path)
@@ -89,13 +124,18 @@ def output_paths(out_dir: Path, stem: str, formats: list[str], *, force: bool) -
 
 def write_file(path: Path, content: str | bytes) -> None:
     """Write via a temporary file and rename, so an interrupted render never leaves a truncated report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    if isinstance(content, str):
-        tmp.write_text(content, encoding="utf-8")
-    else:
-        tmp.write_bytes(content)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, str):
+            tmp.write_text(content, encoding="utf-8")
+        else:
+            tmp.write_bytes(content)
+        os.replace(tmp, path)
+    except OSError as exc:  # read-only directory, permission denied, --out under a file: the user's to fix
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise UsageError(f"{path}: cannot write: {exc.strerror or exc}") from None
 
 
 def _render(fmt: str, data: dict[str, Any], stem: str, page_size: str, html: str | None) -> str | bytes:
