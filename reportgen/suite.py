@@ -281,6 +281,11 @@ def _case(raw: Any, index: int, defaults: Mapping[str, Any], where_file: str) ->
             raise UsageError(f"{where}: key 'params.{key}': unknown parameter for {kind} "
                              f"(known: {', '.join(sorted(info.defaults))})")
         params[key] = _param(value, info.defaults[key], where, f"params.{key}", zero_ok=key in ZERO_ALLOWED_PARAMS)
+    if info.validate is not None:
+        try:
+            info.validate(params)
+        except UsageError as exc:  # the case names the key ("fc_vs_conv2d_1x1: params.variants[0]..."); add the file
+            raise UsageError(f"{where}: {exc}") from None
     devices = tuple(check_device(d, f"{where}: key 'devices'")
                     for d in _str_list(raw.get("devices", defaults.get("devices", ["cpu"])),
                                        f"{where}: key 'devices'"))

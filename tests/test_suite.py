@@ -126,6 +126,11 @@ def test_plan_names_the_device_that_will_run(tmp_path):
      "key 'params.variants[0].init': expected a number"),
     ("cases: [{name: conv1d_cross_framework, params: {same_configs: [[2, 0]]}}]",
      "key 'params.same_configs[0][1]': must be a positive integer"),
+    # values only the case knows to be wrong: its validate hook runs at load
+    ("cases: [{name: fc_vs_conv2d_1x1, params: {variants: [{activation: relu, init: 1}]}}]",
+     "params.variants[0].activation: 'relu' is not one of"),
+    ("cases: [{name: conv1d_semantics, params: {init_groups: 7}}]", "params.init_groups: 7 must divide"),
+    ("cases: [{name: conv1d_semantics, params: {same_length: 4}}]", "params.same_length (4) must exceed"),
 ])
 def test_unsafe_names_and_unrunnable_values_rejected_at_load(tmp_path, body, expected):
     path = write(tmp_path, body)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 from reportgen.cases.base import CaseContext, CaseInfo, CaseOutput, CaseSkipped
 
@@ -18,14 +18,16 @@ _REGISTRY: dict[str, CaseInfo] = {}
 _LOADED = False
 
 
-def register(name: str, description: str, defaults: dict | None = None
+def register(name: str, description: str, defaults: dict | None = None,
+             validate: Callable[[Mapping[str, Any]], None] | None = None
              ) -> Callable[[Callable[[CaseContext], CaseOutput]], Callable[[CaseContext], CaseOutput]]:
-    """Register ``run`` as case ``name``; ``defaults`` lists every parameter (the suite may set only these)."""
+    """Register ``run`` as case ``name``; ``defaults`` lists every parameter (the suite may set only these);
+    ``validate(params)`` raises UsageError on values the case cannot run with, when the suite loads."""
     def deco(run: Callable[[CaseContext], CaseOutput]) -> Callable[[CaseContext], CaseOutput]:
         if name in _REGISTRY and _REGISTRY[name].run is not run:
             raise RuntimeError(f"case {name!r} registered twice")
         _REGISTRY[name] = CaseInfo(name=name, description=description.strip(), run=run,
-                                   defaults=dict(defaults or {}))
+                                   defaults=dict(defaults or {}), validate=validate)
         return run
     return deco
 

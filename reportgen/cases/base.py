@@ -22,6 +22,9 @@ class CaseInfo:
     description: str
     run: Callable[["CaseContext"], "CaseOutput"]
     defaults: Mapping[str, Any]
+    #: checks a case's params (defaults merged) when the suite loads, raising UsageError: a bad value is then an
+    #: exit-2 error naming the suite file, not a case error after the run has started
+    validate: Callable[[Mapping[str, Any]], None] | None = None
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import inspect
 from contextlib import contextmanager
 import math
 import warnings
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -436,12 +436,8 @@ def _layout(ctx: CaseContext, out: CaseOutput, c_in: int, c_out: int, kernel: in
                    ["back: .squeeze(2)", "x".join(map(str, back.shape)), "yes" if roundtrip else "NO"]])
 
 
-@register("conv1d_semantics",
-          "torch.nn.Conv1d measured against MindSpore's 'Differences with torch.nn.Conv1d' page: shapes, "
-          "padding modes, the padding='same' split, default bias and init distribution, weight layout.",
-          defaults=DEFAULTS)
-def run(ctx: CaseContext) -> CaseOutput:
-    p = ctx.params
+def _validate(p: Mapping[str, Any]) -> None:
+    """Every parameter combination run() needs, checked before anything runs (also when the suite loads)."""
     c_in, c_out = _pos_int(p["in_channels"], "in_channels"), _pos_int(p["out_channels"], "out_channels")
     kernel, length = _pos_int(p["kernel_size"], "kernel_size"), _pos_int(p["length"], "length")
     check_length = _pos_int(p["check_length"], "check_length")
@@ -451,6 +447,28 @@ def run(ctx: CaseContext) -> CaseOutput:
     if max(pads) >= check_length or check_length < kernel:
         raise UsageError(f"conv1d_semantics: params.check_length ({check_length}) must be at least kernel_size and "
                          "exceed every pad_amounts entry (reflect padding needs padding < length)")
+    same_length = _pos_int(p["same_length"], "same_length")
+    total = max(d * (k - 1) for d in _pos_ints(p["same_dilations"], "same_dilations")
+                for k in _pos_ints(p["same_kernels"], "same_kernels"))
+    if total >= same_length:
+        raise UsageError(f"conv1d_semantics: params.same_length ({same_length}) must exceed the largest "
+                         f"dilation*(kernel-1) = {total}")
+    groups = _pos_int(p["init_groups"], "init_groups")
+    _pos_int(p["init_modules"], "init_modules")
+    if c_in % groups or c_out % groups:
+        raise UsageError(f"conv1d_semantics: params.init_groups: {groups} must divide in_channels ({c_in}) and "
+                         f"out_channels ({c_out})")
+
+
+@register("conv1d_semantics",
+          "torch.nn.Conv1d measured against MindSpore's 'Differences with torch.nn.Conv1d' page: shapes, "
+          "padding modes, the padding='same' split, default bias and init distribution, weight layout.",
+          defaults=DEFAULTS, validate=_validate)
+def run(ctx: CaseContext) -> CaseOutput:
+    p = ctx.params
+    _validate(p)
+    c_in, c_out, kernel = p["in_channels"], p["out_channels"], p["kernel_size"]
+    length, check_length, pads = p["length"], p["check_length"], p["pad_amounts"]
     out = CaseOutput()
     ctx.progress("output shapes")
     _shapes(ctx, out, c_in, c_out, kernel, length)

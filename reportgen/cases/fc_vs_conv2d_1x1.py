@@ -14,7 +14,7 @@ independently, while a (samples x 1) kernel is flatten + one Linear over all pos
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -335,16 +335,23 @@ def _semantics(ctx: CaseContext, out: CaseOutput, x: torch.Tensor, c_out: int) -
                        "outputs at the other positions are checked bit for bit.")
 
 
-@register("fc_vs_conv2d_1x1",
-          "Linear MLP vs the same MLP as 1x1 Conv2d (forum thread): absolute/relative differences per layer "
-          "against a float64 reference and rounding bound, and what 1x1 vs (samples x 1) kernels compute.",
-          defaults=DEFAULTS)
-def run(ctx: CaseContext) -> CaseOutput:
-    p = ctx.params
+def _checked(p: Mapping[str, Any]) -> tuple[list[int], int, int, int, list[Variant]]:
     dims = [_ints([p["input_dim"]], "input_dim")[0]] + _ints(p["widths"], "widths")
     classes = _ints([p["num_classes"]], "num_classes")[0]
     batch, samples = _ints([p["batch_size"], p["samples"]], "batch_size/samples")
-    variants = _variants(p["variants"])
+    return dims, classes, batch, samples, _variants(p["variants"])
+
+
+def _validate(p: Mapping[str, Any]) -> None:
+    _checked(p)
+
+
+@register("fc_vs_conv2d_1x1",
+          "Linear MLP vs the same MLP as 1x1 Conv2d (forum thread): absolute/relative differences per layer "
+          "against a float64 reference and rounding bound, and what 1x1 vs (samples x 1) kernels compute.",
+          defaults=DEFAULTS, validate=_validate)
+def run(ctx: CaseContext) -> CaseOutput:
+    dims, classes, batch, samples, variants = _checked(ctx.params)
     out = CaseOutput()
     x = ctx.randn(batch, samples, dims[0], gen=ctx.generator(0))
     results = []
