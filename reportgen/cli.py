@@ -8,7 +8,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -101,18 +101,34 @@ def run_cmd(suite_name: str, devices: tuple[str, ...], dtypes: tuple[str, ...], 
         raise UsageError(f"--run-id {run_id!r}: must be a plain directory name")
     spec = suite_mod.load_suite(suite_name).select(case_names).override(devices, dtypes, seed)
     t0 = time.perf_counter()
-    try:
-        run, path = runner.run_suite(spec, Path(out_dir), command=["reportgen", *sys.argv[1:]],
-                                     frameworks=_frameworks(framework_opts), run_id=run_id, progress=_progress)
-    except KeyboardInterrupt:
-        click.echo("interrupted: partial results.json kept (status 'interrupted')", err=True)
-        sys.exit(130)
+    run, path = runner.run_suite(spec, Path(out_dir), command=["reportgen", *sys.argv[1:]],
+                                 frameworks=_frameworks(framework_opts), run_id=run_id, progress=_progress)
+    if run.status == "interrupted":
+        _interrupted(run.to_dict(), path, fmts, page_size)
     written = write_reports(run.to_dict(), path.parent, "report", fmts, force=False, page_size=page_size)
     _summary(run.to_dict(), time.perf_counter() - t0)
     click.echo(f"results: {path}")
     for p in written:
         click.echo(f"report:  {p}")
     sys.exit(1 if any(c.status == "error" for c in run.cases) else 0)
+
+
+def _interrupted(data: dict[str, Any], path: Path, fmts: list[str], page_size: str) -> NoReturn:
+    """Ctrl-C: say where the partial archive is, render what is quick (not the PDF: a user who pressed Ctrl-C
+    wants out), exit 130. A second Ctrl-C while rendering just leaves."""
+    from reportgen.render.files import write_reports
+    click.echo(f"interrupted: {len(data.get('cases', []))} finished result(s) kept in {path} "
+               "(status 'interrupted')", err=True)
+    quick = [f for f in fmts if f != "pdf"]
+    try:
+        written = write_reports(data, path.parent, "report", quick, force=False, page_size=page_size)
+        for p in written:
+            click.echo(f"report:  {p}", err=True)
+    except KeyboardInterrupt:
+        pass
+    if "pdf" in fmts:
+        click.echo(f"PDF not written: reportgen render {path} --format pdf", err=True)
+    sys.exit(130)
 
 
 @main.command("render")
@@ -184,7 +200,7 @@ def _summary(data: dict[str, Any], wall_s: float) -> None:
         counts: dict[str, int] = {}
         for cl in data["claims"]:
             counts[cl["verdict"]] = counts.get(cl["verdict"], 0) + 1
-        click.echo("claims: " + ", ".join(f"{n} {v}" for v, n in sorted(counts.items())))
+        click.echo("claims: " + ", ".join(f"{v}: {n}" for v, n in sorted(counts.items())))
 
 
 @main.command("env")

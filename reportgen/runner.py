@@ -174,7 +174,9 @@ def _evaluate_claims(suite: SuiteSpec, run: RunResult) -> None:
 
 def run_suite(suite: SuiteSpec, out_dir: Path, *, command: list[str], frameworks: dict[str, str] | None = None,
               run_id: str | None = None, progress: Progress = lambda msg: None) -> tuple[RunResult, Path]:
-    """Run every job of ``suite`` into ``out_dir/<run_id>/results.json``; never overwrites an earlier run."""
+    """Run every job of ``suite`` into ``out_dir/<run_id>/results.json``; never overwrites an earlier run.
+
+    Ctrl-C ends the run early: the cases that finished are kept, with ``run.status == "interrupted"``."""
     run_id = run_id or new_run_id(suite.name)
     path = _run_dir(out_dir, run_id) / "results.json"
     frameworks = {**suite.frameworks, **(frameworks or {})}
@@ -193,9 +195,10 @@ def run_suite(suite: SuiteSpec, out_dir: Path, *, command: list[str], frameworks
             tail = f": {result.reason}" if result.reason else ""
             progress(f"[{i}/{len(jobs)}] {job.id} {result.status} ({result.elapsed_s:.1f} s){tail}")
     except KeyboardInterrupt:
+        # Returned, not re-raised: the caller still knows where the partial archive is and can render it.
         run.status, run.finished = "interrupted", now()
         write_json_atomic(path, run.to_dict())
-        raise
+        return run, path
     run.status, run.finished = "complete", now()
     write_json_atomic(path, run.to_dict())
     return run, path

@@ -47,3 +47,5 @@ def test_sigint_leaves_valid_partial_json(tmp_path):
     assert data["status"] == "interrupted"
     assert [c["case"] for c in data["cases"]] == ["first"]
     assert "Traceback" not in err
+    # the user is told where the partial archive is, and gets the report of what finished
+    assert f"kept in {results}" in err and (results.parent / "report.html").exists()

@@ -361,3 +361,13 @@ def test_an_overflow_is_shown_beside_numbers_that_cover_only_the_finite_values(d
     # a vacuous bound (n·u >= 1, e.g. a bfloat16 reduction over 32768 terms) makes any finite difference "within"
     run["cases"][0]["comparisons"][0].update(verdict="within rounding", max_normalised=None)
     assert "(vacuous bound: n·u ≥ 1)" in render_markdown(run) and "the bound is vacuous" in render_html(run)
+
+
+def test_markdown_of_a_run_without_results_says_so(data):
+    # interrupted before the first case finished: no empty table, no empty "Key numbers" heading
+    import copy
+    run = copy.deepcopy(data)
+    run.update(cases=[], claims=[], status="interrupted")
+    md = render_markdown(run)
+    assert "No results (run status: interrupted)." in md and "### Key numbers" not in md and "| result |" not in md
+    assert "### Key numbers" in render_markdown(data)

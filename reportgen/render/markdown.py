@@ -85,6 +85,8 @@ def _counts(values: Iterable[str]) -> str:
 
 def _verdicts(run: dict[str, Any], cap: int | None) -> list[str]:
     cases = run.get("cases", [])
+    if not cases:  # e.g. interrupted before the first case finished: say so instead of an empty table
+        return ["### Verdicts", "", f"No results (run status: {esc(run.get('status', '?'))}).", ""]
     # Problems first when rows must be cut, so a cap never hides an error or an out-of-bound result.
     def rank(c: dict[str, Any]) -> int:
         worst = worst_verdict([x.get("verdict") for x in c.get("comparisons", [])])
@@ -179,8 +181,9 @@ def _key_numbers(run: dict[str, Any], level: int) -> list[str]:
     """level 0: every comparison and timing; 1: the worst comparison of each result, no timings; 2: none."""
     if level >= 2:
         return ["### Key numbers", "", "_Left out to keep this summary short; see report.html._", ""]
-    lines = ["### Key numbers", "",
-             "max |Δ|/bound ≤ 1 means within the rounding-error bound any correct kernel satisfies.", ""]
+    head = ["### Key numbers", "",
+            "max |Δ|/bound ≤ 1 means within the rounding-error bound any correct kernel satisfies.", ""]
+    lines: list[str] = []
     for c in run.get("cases", []):
         comps = [x for x in c.get("comparisons", []) if isinstance(x, dict)]
         timings = [t for t in c.get("timings", []) if isinstance(t, dict)] if level == 0 else []
@@ -197,10 +200,12 @@ def _key_numbers(run: dict[str, Any], level: int) -> list[str]:
         if timings:
             lines += _table(["timing", "side", "median", "IQR/median", "samples × calls", "threads"],
                             _timing_rows(timings)) + [""]
+    if not lines:
+        return []
     if level == 1:
         lines += ["_Only the worst comparison of each result is listed (and no timings) to keep this summary "
                   "short; see report.html._", ""]
-    return lines
+    return head + lines
 
 
 def _why_lines(case: dict[str, Any]) -> list[str]:
