@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from click.testing import CliRunner
 
 from reportgen.cli import main
@@ -66,3 +68,18 @@ def test_password_and_bearer_names_and_values_are_redacted(monkeypatch):
     env_vars = json.loads(result.output)["env_vars"]
     assert env_vars["TORCH_PASS"] == env_vars["PYTORCH_BEARER"] == envmod.REDACTED
     assert {k: env_vars[k] for k in ordinary} == ordinary
+
+
+@pytest.mark.parametrize("files, expected", [
+    ({"cpu.max": "200000 100000\n"}, "2 CPUs"),
+    ({"cpu.max": "max 100000\n"}, "unlimited"),
+    ({"cpu/cpu.cfs_quota_us": "50000\n", "cpu/cpu.cfs_period_us": "100000\n"}, "0.5 CPUs"),
+    ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, "unlimited"),
+    ({}, "not exposed"),
+])
+def test_cgroup_cpu_limit_v1_and_v2(tmp_path, files, expected):
+    from reportgen.measure.environment import cgroup_cpu_limit
+    for rel, text in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    assert cgroup_cpu_limit(tmp_path) == expected

@@ -107,8 +107,26 @@ def _cpuinfo() -> dict[str, str]:
     return {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in first.splitlines())}
 
 
-def _read(path: str) -> str:
-    return Path(path).read_text(encoding="utf-8").strip()
+def _governor() -> str:
+    path = Path("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
+    if not path.exists():  # VMs and many containers expose no cpufreq: say that, not a raw FileNotFoundError
+        return "not exposed (no cpufreq: VM or container?)"
+    return path.read_text(encoding="utf-8").strip()
+
+
+def cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup")) -> str:
+    """The CPU bandwidth a cgroup grants this process ("2 CPUs" / "unlimited"): on a shared or containerised
+    machine it, not the core count, is what threads compete for, and it explains a thread count that slows down."""
+    v2 = root / "cpu.max"  # "max 100000" or "<quota> <period>"
+    if v2.exists():
+        quota, _, period = v2.read_text(encoding="utf-8").split()[:2] + [""]
+        return "unlimited" if quota == "max" else f"{int(quota) / int(period):g} CPUs"
+    v1 = root / "cpu" / "cpu.cfs_quota_us"
+    if v1.exists():
+        quota = int(v1.read_text(encoding="utf-8"))
+        period = int((root / "cpu" / "cpu.cfs_period_us").read_text(encoding="utf-8"))
+        return "unlimited" if quota < 0 else f"{quota / period:g} CPUs"
+    return "not exposed"
 
 
 def collect_cpu() -> dict[str, Any]:
@@ -122,7 +140,8 @@ def collect_cpu() -> dict[str, Any]:
         "isa": sorted(f for f in flags if f in {"avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16",
                                                 "avx512_vnni", "amx_tile", "amx_bf16", "amx_fp16", "sse4_2",
                                                 "neon", "asimd", "sve"}),
-        "governor": _field(lambda: _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")),
+        "governor": _field(_governor),
+        "cgroup_cpu_limit": _field(cgroup_cpu_limit),
         "load_avg_1m": _field(lambda: round(os.getloadavg()[0], 2)),
     }
 
