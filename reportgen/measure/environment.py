@@ -119,8 +119,9 @@ def cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup")) -> str:
     machine it, not the core count, is what threads compete for, and it explains a thread count that slows down."""
     v2 = root / "cpu.max"  # "max 100000" or "<quota> <period>"
     if v2.exists():
-        quota, _, period = v2.read_text(encoding="utf-8").split()[:2] + [""]
-        return "unlimited" if quota == "max" else f"{int(quota) / int(period):g} CPUs"
+        parts = v2.read_text(encoding="utf-8").split()
+        quota, period = parts[0], int(parts[1]) if len(parts) > 1 else 100000  # the kernel's default period
+        return "unlimited" if quota == "max" else f"{int(quota) / period:g} CPUs"
     v1 = root / "cpu" / "cpu.cfs_quota_us"
     if v1.exists():
         quota = int(v1.read_text(encoding="utf-8"))
