@@ -354,6 +354,9 @@ def evaluate_claim(claim: Any, case_name: str, results: list[Any]) -> dict[str, 
     evidence: list[dict[str, Any]] = []
     outcomes: dict[str, str] = {}
     for r in admitted:
+        # preconditions first in the evidence: a reader sees what the verdict stands on
+        evidence.extend({"result_id": _get(r, "id"), "fact": name, "value": True, "op": "==", "threshold": True,
+                         "outcome": TRUE, "noisy": False} for name in (requires or {}).get("facts") or [])
         outcome, ev = evaluate_rule(rule, _get(r, "facts") or {}, _get(r, "id"))
         outcomes[_get(r, "id")] = outcome
         evidence.extend(ev)

@@ -85,6 +85,8 @@ def test_requires_facts_admits_only_results_where_each_precondition_is_true():
     unmet = evaluate_claim(claim(rule), "c", [result({"a": 3.0, "pre": None})])
     assert unmet["verdict"] == NOT_MEASURABLE and "requires pre true, which no result" in unmet["reason"]
     assert evaluate_claim(claim(rule), "c", [result({"a": 3.0, "pre": True})])["verdict"] == FAILS
+    held = evaluate_claim(claim(rule), "c", [result({"a": 0.5, "pre": True})])
+    assert [e["fact"] for e in held["evidence"]] == ["pre", "a"]  # the precondition is shown as evidence
     assert evaluate_claim(claim(rule), "c", [result({"a": 0.5, "pre": True})])["verdict"] == HOLDS
     mixed = evaluate_claim(claim(rule), "c", [result({"a": 0.5, "pre": True}),
                                               result({"a": 3.0, "pre": False}, dtype="bfloat16")])
