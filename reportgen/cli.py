@@ -55,9 +55,11 @@ def _interpreter(name: str, path: str) -> str:
         if not p.is_file() or not os.access(p, os.X_OK):
             why = "no such file" if not p.exists() else "not an executable file"
             raise UsageError(f"--framework {name}={path}: {why}; expected the python of {name}'s environment")
-    elif shutil.which(path) is None:
+        return str(p.resolve())  # the probe runs in a temporary directory: a relative path would not resolve
+    found = shutil.which(path)
+    if found is None:
         raise UsageError(f"--framework {name}={path}: no such command on PATH")
-    return path
+    return found
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -101,8 +103,12 @@ def run_cmd(suite_name: str, devices: tuple[str, ...], dtypes: tuple[str, ...], 
         raise UsageError(f"--run-id {run_id!r}: must be a plain directory name")
     spec = suite_mod.load_suite(suite_name).select(case_names).override(devices, dtypes, seed)
     t0 = time.perf_counter()
-    run, path = runner.run_suite(spec, Path(out_dir), command=["reportgen", *sys.argv[1:]],
-                                 frameworks=_frameworks(framework_opts), run_id=run_id, progress=_progress)
+    try:
+        run, path = runner.run_suite(spec, Path(out_dir), command=["reportgen", *sys.argv[1:]],
+                                     frameworks=_frameworks(framework_opts), run_id=run_id, progress=_progress)
+    except KeyboardInterrupt:  # before the first results.json was written (environment capture): nothing to keep
+        click.echo("interrupted before the run started: no results written", err=True)
+        sys.exit(130)
     if run.status == "interrupted":
         _interrupted(run.to_dict(), path, fmts, page_size)
     written = write_reports(run.to_dict(), path.parent, "report", fmts, force=False, page_size=page_size)

@@ -202,3 +202,26 @@ def test_missing_framework_interpreter_is_one_line_exit_2(tmp_path):
                                        "--out", str(tmp_path)])
     one_line_exit_2(result, f"--framework mindspore={missing}", "no such file")
     assert not list(tmp_path.iterdir())  # refused before any run directory was made
+
+
+def test_relative_framework_interpreter_is_made_absolute(tmp_path, monkeypatch):
+    # the probe runs in a temporary directory, where "ms/bin/python" would not resolve
+    from reportgen.cli import _interpreter
+    exe = tmp_path / "ms" / "bin" / "python"
+    exe.parent.mkdir(parents=True)
+    exe.write_text("#!/bin/sh\n")
+    exe.chmod(0o755)
+    monkeypatch.chdir(tmp_path)
+    assert _interpreter("mindspore", "ms/bin/python") == str(exe.resolve())
+
+
+def test_ctrl_c_before_the_first_result_file_exits_130_without_traceback(tmp_path, monkeypatch):
+    from reportgen import runner
+
+    def interrupted() -> dict:
+        raise KeyboardInterrupt
+    monkeypatch.setattr(runner, "collect_environment", interrupted)
+    result = CliRunner().invoke(main, ["run", "--suite", "quick", "--case", "optimizer_drift", "--out",
+                                       str(tmp_path)])
+    assert result.exit_code == 130 and "interrupted before the run started" in result.output
+    assert "Traceback" not in result.output

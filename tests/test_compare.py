@@ -259,6 +259,11 @@ def test_cpu_run_and_gpu_run_pair_results_of_the_same_case_and_dtype(base):
     assert row["present"] == [True, False]
     # the same device in both runs: paired by id, no device warning
     assert not any("across devices" in w for w in cmp.compare_runs([base, base], ["a", "b"])["warnings"])
+    # a run from before result ids named the GPU index ("cuda") against a new one ("cuda:0"): the same device
+    old = _on_device(base, "cuda")
+    assert not any("across devices" in w for w in cmp.compare_runs([old, gpu], ["a", "b"])["warnings"])
+    assert any("across devices" in w for w in cmp.compare_runs([old, _on_device(base, "cuda:1")],
+                                                                ["a", "b"])["warnings"])
 
 
 # ------------------------------------------------------------------------------------------------ CLI

@@ -54,6 +54,10 @@ def test_growth_runs_the_forward_comparisons_conv_kernel_or_says_it_did_not(cpu_
     from reportgen.suite import load_suite
     same = run(cpu_ctx).facts
     assert same["growth.conv_op"] == same["forward.conv_op"] and same["growth.conv_path_as_forward"] is True
+    # fewer rows than 2 per sample of the batch: still 2 positions per sample (with 1, oneDNN's 1x1 conv reduces
+    # like Linear's GEMM and the difference is 0 at every depth)
+    short = run(cpu_ctx, batch=128, growth_rows=200, growth_depths=[1, 4]).facts
+    assert short["growth.depth.diff_last"] > 0 and short["growth.conv_path_as_forward"] is True
     # a batch of 1 with a long input (oneDNN) vs short growth rows (im2col + GEMM in ATen 2.13's heuristic)
     other = run(cpu_ctx, batch=1, length=4096, growth_rows=64)
     f = other.facts
@@ -110,6 +114,16 @@ def test_markdown_says_which_kernels_ran_and_whether_each_side_repeats(cpu_ctx):
     repro2 = next(line for line in md2.splitlines() if line.startswith("Reproducible:"))
     assert "Conv1d: **not** bitwise identical" in repro2
     assert "Linear 0.5" in repro2.split(f"{cell} (")[1].split(")")[0]
+    # a check that failed is reported as such, and a cell that could not run is not counted as "no change"
+    broken = copy.deepcopy(run_)
+    bdet = broken["cases"][0]["extra"]["determinism"]
+    bdet["self"]["Conv1d"] = {"error": "RuntimeError: boom"}
+    for c in bdet["matrix"]:
+        if c != "baseline":
+            bdet["matrix"][c] = {"error": "RuntimeError: refused"}
+    repro3 = next(line for line in render_markdown(broken).splitlines() if line.startswith("Reproducible:"))
+    assert "Conv1d: not checked (RuntimeError: boom)" in repro3 and "no settings cell ran" in repro3
+    assert "Cells that could not run: " in repro3 and "none of" not in repro3
 
 
 def test_unsupported_dtype_is_skipped_not_errored(cpu_ctx):

@@ -9,7 +9,7 @@ required to be, so a difference between the two sides is a choice of summation o
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from reportgen.cases import CaseContext, CaseOutput, CaseSkipped, register
+from reportgen.errors import UsageError
 from reportgen.measure.numerics import Comparison, compare, gamma, log10_abs_histogram, matmul_bound
 from reportgen.measure.settings import capture_settings, reduced_precision_paths
 from reportgen.measure.timing import ratio_summary, time_interleaved
@@ -223,11 +224,21 @@ def _spearman(x: list[float], y: list[float]) -> float | None:
     return float(np.corrcoef(rx, ry)[0, 1]) if np.std(rx) > 0 and np.std(ry) > 0 else None
 
 
-def _growth_batches(p: dict[str, Any]) -> int:
+def _growth_batches(p: Mapping[str, Any]) -> int:
     """The growth inputs' rows, split into the case's batch: ATen picks Conv1d's backend from the shapes (on CPU a
     batch of 1 with a small input goes to im2col + the same MKL GEMM as Linear, a batch > 1 to oneDNN), and the
-    growth must exercise the backend the forward comparison did, not another."""
-    return max(1, min(p["batch"], p["growth_rows"]))
+    growth must exercise the backend the forward comparison did, not another. At least 2 positions per sample:
+    with a length of 1 oneDNN's 1x1 convolution reduces like Linear's GEMM and the two agree bit for bit."""
+    return max(1, min(p["batch"], p["growth_rows"] // 2))
+
+
+def _validate(p: Mapping[str, Any]) -> None:
+    for key in ("growth_depths", "growth_in_features"):
+        if not p[key]:
+            raise UsageError(f"linear_vs_conv1d: params.{key}: expected a non-empty list of positive integers")
+    if p["growth_rows"] < 2:
+        raise UsageError(f"linear_vs_conv1d: params.growth_rows: {p['growth_rows']} leaves no room for a sequence "
+                         "(at least 2 rows)")
 
 
 def _conv_path(ctx: CaseContext, out: CaseOutput, layer: nn.Conv1d, x: torch.Tensor) -> None:
@@ -400,7 +411,7 @@ def _reduced_precision(ctx: CaseContext, out: CaseOutput) -> None:
 
 @register("linear_vs_conv1d", "nn.Conv1d(kernel_size=1) vs nn.Linear with shared weights: forward and gradient "
           "errors against a float64 reference and the rounding bound, growth with depth and width, timing.",
-          defaults=DEFAULTS)
+          defaults=DEFAULTS, validate=_validate)
 def run(ctx: CaseContext) -> CaseOutput:
     _check_dtype_supported(ctx.device, ctx.dtype)
     out = CaseOutput()

@@ -251,6 +251,11 @@ def _timings(cases: list[dict[str, Any] | None], names: list[str], alpha: float,
     return rows
 
 
+def _same_device(device: str) -> str:
+    # runs before reportgen named the index recorded the current GPU as "cuda" (almost always cuda:0)
+    return "cuda:0" if device == "cuda" else device
+
+
 def _case_row(cid: str, rows: list[dict[str, dict[str, Any]]], names: list[str], alpha: float,
               min_effect: float) -> dict[str, Any]:
     cases = [r.get(cid) for r in rows]
@@ -260,7 +265,7 @@ def _case_row(cid: str, rows: list[dict[str, dict[str, Any]]], names: list[str],
     ok_everywhere = all(s == "ok" for s in status)
     params = [c.get("params") for c in cases if c]
     return {"id": cid, "present": present, "status": status, "devices": devices,
-            "across_devices": len({d for d in devices if d is not None}) > 1,
+            "across_devices": len({_same_device(d) for d in devices if d is not None}) > 1,
             "reason": [(c.get("reason") or "") if c else "" for c in cases],
             "worst": [worst_verdict([x.get("verdict") for x in c.get("comparisons", [])]) if c else None
                       for c in cases],
@@ -306,7 +311,8 @@ def _warnings(runs: list[dict[str, Any]], names: list[str], cases: list[dict[str
             out.append(f"{label} ran on different hardware ({'; '.join(f'{k}: {flats[0].get(k)} vs {flats[i].get(k)}' for k in hw)}): "
                        f"{label}/A timing ratios compare machines, not only software")
         out += _settings_warnings(rows, i, label, cases)
-        across = [c["id"] for c in cases if c["devices"][0] and c["devices"][i] and c["devices"][0] != c["devices"][i]]
+        across = [c["id"] for c in cases if c["devices"][0] and c["devices"][i]
+                  and _same_device(c["devices"][0]) != _same_device(c["devices"][i])]
         if across:
             pairs = sorted({f"{c['devices'][0]} in A, {c['devices'][i]} in {label}" for c in cases
                             if c["id"] in across})

@@ -213,26 +213,42 @@ def _why_lines(case: dict[str, Any]) -> list[str]:
     extra = case.get("extra") if isinstance(case.get("extra"), dict) else {}
     kernels, det = extra.get("kernels"), extra.get("determinism")
     lines: list[str] = []
-    if isinstance(kernels, dict) and kernels.get("summary"):
-        lines += ["Kernels:", ""] + [f"- {esc(line.replace(' -> ', ' → '), 300)}" for line in kernels["summary"]] + [""]
-    if isinstance(det, dict) and isinstance(det.get("self"), dict):
-        groups: dict[str, list[str]] = {}
-        # sorted: results.json sorts keys, and a report rendered at run time must equal one rendered from the file
-        for label, st in sorted(det["self"].items()):
-            if isinstance(st, dict):
-                verdict = "bitwise identical" if st.get("self_consistent") else "**not** bitwise identical"
-                groups.setdefault(f"{verdict} over {st.get('repeats', '?')} runs", []).append(esc(label))
-        selfs = "; ".join(f"{', '.join(labels)}: {v}" for v, labels in groups.items())
-        matrix = {k: v for k, v in sorted((det.get("matrix") or {}).items()) if k != "baseline" and isinstance(v, dict)}
-        moved = [f"{esc(cell)} (" + ", ".join(f"{esc(label)} {esc(fmt_num(d.get('max_normalised')))}"
-                                              for label, d in changed) + ")"
-                 for cell, row in matrix.items()
-                 if (changed := [(label, d) for label, d in sorted((row.get("sides") or {}).items())
-                                 if isinstance(d, dict) and d.get("bitwise_equal") is False])]
-        lines += [f"Reproducible: {selfs}. Settings that change a side's bits"
-                  + (f" (max |Δ|/bound): {'; '.join(moved)}." if moved
-                     else f": none of {len(matrix)} ({esc(', '.join(matrix))})."), ""]
+    summary = kernels.get("summary") if isinstance(kernels, dict) else None
+    if isinstance(summary, list) and summary:
+        lines += ["Kernels:", ""] + [f"- {esc(str(line).replace(' -> ', ' → '), 300)}" for line in summary] + [""]
+    if isinstance(det, dict) and isinstance(det.get("self"), dict) and det["self"]:
+        lines += [_repro_line(det), ""]
     return lines
+
+
+def _repro_line(det: dict[str, Any]) -> str:
+    groups: dict[str, list[str]] = {}
+    # sorted: results.json sorts keys, and a report rendered at run time must equal one rendered from the file
+    for label, st in sorted(det["self"].items()):
+        if not isinstance(st, dict):
+            continue
+        if st.get("error"):  # the check itself failed: say so, not "not identical over ? runs"
+            verdict = f"not checked ({esc(st['error'], 120)})"
+        else:
+            verdict = (f"{'bitwise identical' if st.get('self_consistent') else '**not** bitwise identical'} "
+                       f"over {st.get('repeats', '?')} runs")
+        groups.setdefault(verdict, []).append(esc(label))
+    selfs = "; ".join(f"{', '.join(labels)}: {v}" for v, labels in groups.items())
+    matrix = det.get("matrix") if isinstance(det.get("matrix"), dict) else {}
+    cells = {k: v for k, v in sorted(matrix.items()) if k != "baseline" and isinstance(v, dict)}
+    failed = [k for k, v in cells.items() if v.get("error") or not isinstance(v.get("sides"), dict)]
+    ran = {k: v for k, v in cells.items() if k not in failed}
+    moved = [f"{esc(cell)} (" + ", ".join(f"{esc(label)} {esc(fmt_num(d.get('max_normalised')))}"
+                                          for label, d in changed) + ")"
+             for cell, row in ran.items()
+             if (changed := [(label, d) for label, d in sorted(row["sides"].items())
+                             if isinstance(d, dict) and d.get("bitwise_equal") is False])]
+    text = f"Reproducible: {selfs}. Settings that change a side's bits"
+    text += (f" (max |Δ|/bound): {'; '.join(moved)}." if moved
+             else f": none of {len(ran)} ({esc(', '.join(ran))})." if ran else ": no settings cell ran.")
+    if failed:
+        text += f" Cells that could not run: {esc(', '.join(failed))}."
+    return text
 
 
 def _as_float(v: Any) -> float:
