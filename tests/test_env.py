@@ -57,13 +57,19 @@ def test_password_and_bearer_names_and_values_are_redacted(monkeypatch):
     monkeypatch.setenv("TORCH_PWD", "s8pwd")
     monkeypatch.setenv("CUDA_SESSION_ID", "s6sess")
     monkeypatch.setenv("PYTORCH_EXTRA_HEADER", "Authorization: Bearer abc123def456")  # secret by value only
+    monkeypatch.setenv("TORCH_PROXY_HEADER", "Authorization: BASIC dXNlcjpwYXNzd29yZA==")
+    monkeypatch.setenv("TORCH_PASSCODE", "s5code")
+    monkeypatch.setenv("TORCH_PW", "s4pw")
+    monkeypatch.setenv("TORCH_HUB_PAT", "s3pat")
     ordinary = {"CUDA_VISIBLE_DEVICES": "0,1", "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True",
-                "OMP_NUM_THREADS": "2", "CUBLAS_WORKSPACE_CONFIG": ":4096:8", "TORCH_COMPILE_BYPASS_X": "1"}
+                "OMP_NUM_THREADS": "2", "CUBLAS_WORKSPACE_CONFIG": ":4096:8", "TORCH_COMPILE_BYPASS_X": "1",
+                "TORCH_AUTHOR": "someone", "TORCH_HOME": "/data/experiments/run-2024-01-05/torch_cache_dir"}
     for k, v in ordinary.items():
         monkeypatch.setenv(k, v)
     result = CliRunner().invoke(main, ["env", "--json"])
     assert result.exit_code == 0, result.output
-    for leaked in ("s7pass", "s9bear", "s8pwd", "s6sess", "abc123def456"):
+    for leaked in ("s7pass", "s9bear", "s8pwd", "s6sess", "abc123def456", "dXNlcjpwYXNzd29yZA", "s5code", "s4pw",
+                   "s3pat"):
         assert leaked not in result.output
     env_vars = json.loads(result.output)["env_vars"]
     assert env_vars["TORCH_PASS"] == env_vars["PYTORCH_BEARER"] == envmod.REDACTED

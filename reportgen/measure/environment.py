@@ -27,8 +27,8 @@ ENV_ALLOW_PREFIXES = ("CUDA_", "CUBLAS", "CUDNN_", "NVIDIA_TF32_OVERRIDE", "OMP_
 # is still shown. Settings such as CUDA_VISIBLE_DEVICES, PYTORCH_CUDA_ALLOC_CONF, OMP_NUM_THREADS or
 # CUBLAS_WORKSPACE_CONFIG contain none of them.
 _SECRET_NAME = re.compile(
-    r"KEY|TOKEN|SECRET|PASSW|PASSPHRASE|CREDENTIAL|AUTH|PRIVATE|SIGNATURE|COOKIE|SESSION|BEARER|CERT|SALT"
-    r"|(?:^|_)(?:PASS|PWD|SIG|CRED|CREDS|JWT|OTP|API_?KEY)(?:_|$)",
+    r"KEY|TOKEN|SECRET|PASSW|PASSCODE|PASSPHRASE|CREDENTIAL|AUTH(?!OR)|PRIVATE|SIGNATURE|COOKIE|SESSION|BEARER"
+    r"|CERT|SALT|(?:^|_)(?:PASS|PWD|PW|PAT|PIN|SIG|CRED|CREDS|JWT|OTP|API_?KEY)(?:_|$)",
     re.IGNORECASE)
 _SECRET_VALUE = re.compile(
     r"(?:gh[pousr]|github_pat)_[A-Za-z0-9_]{16,}"  # GitHub tokens
@@ -39,10 +39,11 @@ _SECRET_VALUE = re.compile(
     r"|eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"  # JWT
     r"|-----BEGIN [A-Z ]*PRIVATE KEY-----"
     r"|://[^/\s:@]+:[^/\s@]+@"  # credentials inside a URL
-    r"|\b[Bb]earer\s+[A-Za-z0-9._~+/=-]{8,}"  # an HTTP Authorization header's value
+    r"|\b(?i:bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"  # an HTTP Authorization header's value
 )
-# A long run of mixed letters and digits with no separators looks like a key even without a known prefix.
-_HIGH_ENTROPY = re.compile(r"(?=[A-Za-z0-9+/=_-]*[0-9])(?=[A-Za-z0-9+/=_-]*[A-Za-z])[A-Za-z0-9+/=_-]{32,}")
+# A long run of mixed letters and digits with no separators looks like a key even without a known prefix. "/" is a
+# separator here: a path with dates in it (/data/run-2024-01-05/torch_cache) is not a key.
+_HIGH_ENTROPY = re.compile(r"(?=[A-Za-z0-9+=_-]*[0-9])(?=[A-Za-z0-9+=_-]*[A-Za-z])[A-Za-z0-9+=_-]{32,}")
 REDACTED = "<redacted>"
 PACKAGES = ("torch", "numpy", "scipy", "jinja2", "matplotlib", "click", "pyyaml", "weasyprint", "nvidia-ml-py",
             "triton", "mkl", "intel-openmp", "nvidia-cudnn-cu12", "nvidia-cublas-cu12", "nvidia-cuda-runtime-cu12",
