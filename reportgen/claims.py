@@ -295,12 +295,13 @@ def evaluate_rule(rule: Mapping[str, Any], facts: Mapping[str, Any], result_id: 
     return _eval(body, facts, result_id, evidence), evidence
 
 
-def _admitted(requires: Mapping[str, Any] | None, device: str, dtype: str,
-              facts: Mapping[str, Any] | None = None) -> bool:
+def _preconditions_met(requires: Mapping[str, Any] | None, facts: Mapping[str, Any] | None) -> bool:
+    return all((facts or {}).get(name) is True for name in (requires or {}).get("facts") or [])
+
+
+def _admitted(requires: Mapping[str, Any] | None, device: str, dtype: str) -> bool:
     if not requires:
         return True
-    if any((facts or {}).get(name) is not True for name in requires.get("facts") or []):
-        return False
     want_dev, want_dtype = requires.get("device"), requires.get("dtype")
     if want_dev is not None:
         if want_dev == "cuda" and not device.startswith("cuda"):
@@ -347,7 +348,8 @@ def evaluate_claim(claim: Any, case_name: str, results: list[Any]) -> dict[str, 
     requires = rule.get("requires") if isinstance(rule, Mapping) else None
     mine = [r for r in results if _get(r, "case") == case_name]
     ok = [r for r in mine if _get(r, "status") == "ok"]
-    admitted = [r for r in ok if _admitted(requires, _get(r, "device"), _get(r, "dtype"), _get(r, "facts"))]
+    admitted = [r for r in ok if _admitted(requires, _get(r, "device"), _get(r, "dtype"))
+                and _preconditions_met(requires, _get(r, "facts"))]
     excluded = [r for r in ok if r not in admitted]
     excluded_note = (f"; not applicable to {_ids(_get(r, 'id') for r in excluded)} (rule requires "
                      f"{_requires_text(requires)})") if excluded else ""
@@ -380,9 +382,8 @@ def _unmeasurable_reason(mine: list[Any], ok: list[Any], requires: Mapping[str, 
         return "the case has not run (not selected, or not reached yet)"
     if ok:
         ran = _ids(sorted({f"{_get(r, 'device')}/{_get(r, 'dtype')}" for r in ok}))
-        if requires and requires.get("facts") and any(
-                _admitted({k: v for k, v in requires.items() if k != "facts"}, _get(r, "device"), _get(r, "dtype"))
-                for r in ok):
+        if requires and requires.get("facts") and any(_admitted(requires, _get(r, "device"), _get(r, "dtype"))
+                                                      for r in ok):
             return f"the rule requires {_requires_text(requires)}, which no result of {ran} has"
         return f"the rule requires {_requires_text(requires)}; this run measured {ran} only"
     return "no ok result: " + "; ".join(f"{_get(r, 'id')} {_get(r, 'status')}"
