@@ -99,8 +99,8 @@ def run_cmd(suite_name: str, devices: tuple[str, ...], dtypes: tuple[str, ...], 
         check_available()
     for d in devices:
         check_device(d, "--device")
-    if run_id is not None and (not run_id or "/" in run_id or run_id in (".", "..")):
-        raise UsageError(f"--run-id {run_id!r}: must be a plain directory name")
+    if run_id is not None:  # before the suite loads and the environment is captured
+        runner.check_run_id(run_id, "--run-id")
     spec = suite_mod.load_suite(suite_name).select(case_names).override(devices, dtypes, seed)
     t0 = time.perf_counter()
     try:

@@ -45,10 +45,15 @@ def new_run_id(suite_name: str) -> str:
     return f"{stamp}-{safe}-{secrets.token_hex(2)}"
 
 
+def check_run_id(run_id: str, label: str = "run id") -> None:
+    """UsageError unless ``run_id`` is a plain directory name (it is joined to --out)."""
+    if not run_id or run_id in (".", "..") or "/" in run_id or "\\" in run_id or "\0" in run_id:
+        raise UsageError(f"{label} {run_id!r}: must be a plain directory name")
+
+
 def _run_dir(out_dir: Path, run_id: str) -> Path:
     """OUT/<run_id>, created now; UsageError (naming the path) when it exists or cannot be created."""
-    if not run_id or run_id in (".", "..") or "/" in run_id or "\\" in run_id or "\0" in run_id:
-        raise UsageError(f"run id {run_id!r}: must be a plain directory name")
+    check_run_id(run_id)
     run_dir = out_dir / run_id
     exists = UsageError(f"{run_dir}: already exists; refusing to overwrite an earlier run (choose another "
                         "--run-id or --out)")

@@ -25,9 +25,8 @@ _TIMING_KEYS = {"rounds": int, "min_sample_s": float, "enabled": bool}
 _TOLERANCE_KEYS = {"bound_factor": float, "noise_iqr": float}
 _CLAIM_KEYS = {"id", "text", "source", "rule"}
 # Lower limits the type check alone lets through: rounds: 0 or min_sample_s: -1 used to pass and crash the case
-# minutes later ("zero-size array to reduction"). key -> (limit, strict: value must exceed it, not only reach it)
-_LIMITS: dict[str, tuple[float, bool]] = {"rounds": (1, False), "min_sample_s": (0, False), "bound_factor": (0, False),
-                                          "noise_iqr": (0, False)}
+# minutes later ("zero-size array to reduction"). key -> smallest allowed value
+_LIMITS: dict[str, float] = {"rounds": 1, "min_sample_s": 0, "bound_factor": 0, "noise_iqr": 0}
 # The suite name becomes (sanitised) part of the default run directory name: no path separators or markup.
 _NAME_RE = re.compile(r"[^./\\<>\x00-\x1f\x7f][^/\\<>\x00-\x1f\x7f]{0,63}")
 # Integer params with a positive default are sizes or counts and must be >= 1 (batch: -1 used to crash with
@@ -158,9 +157,9 @@ def _unknown(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
 def _limit(value: Any, key: str, where: str) -> Any:
     if key not in _LIMITS or isinstance(value, bool):
         return value
-    low, strict = _LIMITS[key]
-    if not math.isfinite(value) or value < low or (strict and value == low):
-        raise UsageError(f"{where}: must be {'>' if strict else '>='} {low:g}, got {value!r}")
+    low = _LIMITS[key]
+    if not math.isfinite(value) or value < low:
+        raise UsageError(f"{where}: must be >= {low:g}, got {value!r}")
     return value
 
 

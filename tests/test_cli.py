@@ -225,3 +225,10 @@ def test_ctrl_c_before_the_first_result_file_exits_130_without_traceback(tmp_pat
                                        str(tmp_path)])
     assert result.exit_code == 130 and "interrupted before the run started" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("run_id", ["../up", "a\\b", "..", ""])
+def test_run_id_that_is_not_a_plain_directory_name_is_refused_before_anything_runs(tmp_path, run_id):
+    result = CliRunner().invoke(main, ["run", "--suite", "quick", "--out", str(tmp_path), "--run-id", run_id])
+    one_line_exit_2(result, f"--run-id {run_id!r}: must be a plain directory name")
+    assert not list(tmp_path.iterdir())
