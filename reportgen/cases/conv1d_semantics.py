@@ -251,10 +251,7 @@ def _same_padding(ctx: CaseContext, out: CaseOutput, kernels: list[int], dilatio
     points = []  # (total pad, right - left) per configuration
     for d in dilations:
         for k in kernels:
-            total = d * (k - 1)
-            if total >= length:
-                raise UsageError(f"conv1d_semantics: params.same_length ({length}) must exceed dilation*(kernel-1) "
-                                 f"= {total} for kernel {k}, dilation {d}")
+            total = d * (k - 1)  # < length: checked by _validate
             left, right = measure_same_split_1d(k, d, length, ctx.device, ctx.dtype)
             side = extra_side(left, right, ("left", "right"))
             if total % 2:
@@ -331,7 +328,7 @@ def _pooled_init(ctx: CaseContext, offset: int, modules: int, c_in: int, c_out: 
 
 def _init(ctx: CaseContext, out: CaseOutput, c_in: int, c_out: int, kernel: int) -> None:
     p = ctx.params
-    modules, groups = _pos_int(p["init_modules"], "init_modules"), _pos_int(p["init_groups"], "init_groups")
+    modules, groups = p["init_modules"], p["init_groups"]  # checked by _validate (groups divide the channels)
     alpha, scale = float(p["init_alpha"]), float(p["init_control_scale"])
     out.fact("init.bias_default_argument", inspect.signature(nn.Conv1d).parameters["bias"].default)
     out.fact("init.bias_present_by_default", _seeded_conv(ctx, 2, c_in, c_out, kernel).bias is not None)
@@ -341,9 +338,6 @@ def _init(ctx: CaseContext, out: CaseOutput, c_in: int, c_out: int, kernel: int)
         out.note("scipy is not installed (pip install 'reportgen[stats]'): the goodness-of-fit test of the "
                  "initial values was not run, so its facts are missing.")
         return
-    if c_in % groups or c_out % groups:
-        raise UsageError(f"conv1d_semantics: params.init_groups: {groups} must divide in_channels ({c_in}) and "
-                         f"out_channels ({c_out})")
     # Four tests (weight, bias; groups 1 and g): Bonferroni keeps the chance that a true claim is rejected on
     # some seed at most alpha overall.
     per_test_alpha = alpha / 4
@@ -475,8 +469,7 @@ def run(ctx: CaseContext) -> CaseOutput:
     ctx.progress("padding modes vs explicit F.pad")
     _padding_modes(ctx, out, c_in, c_out, kernel, check_length, pads)
     ctx.progress("padding='same' split")
-    _same_padding(ctx, out, _pos_ints(p["same_kernels"], "same_kernels"),
-                  _pos_ints(p["same_dilations"], "same_dilations"), _pos_int(p["same_length"], "same_length"))
+    _same_padding(ctx, out, p["same_kernels"], p["same_dilations"], p["same_length"])
     ctx.progress("bias and initial distributions")
     _init(ctx, out, c_in, c_out, kernel)
     ctx.progress("weight layout")
