@@ -255,8 +255,8 @@ def _conv_path(ctx: CaseContext, out: CaseOutput, layer: nn.Conv1d, x: torch.Ten
     out.fact("growth.conv_path_as_forward", True if ops["growth"] == ops["forward"] and ops["growth"] else None)
     if ops["growth"] != ops["forward"]:
         out.note(f"The growth stacks' Conv1d ran {ops['growth'] or 'an unknown op'}, the forward "
-                         f"comparison's {ops['forward'] or 'an unknown op'}: the growth does not show the forward's "
-                         "kernel, and claims on it are not measurable here.")
+                 f"comparison's {ops['forward'] or 'an unknown op'}: the growth does not show the forward's "
+                 "kernel, and claims on it are not measurable here.")
 
 
 def _growth(ctx: CaseContext, out: CaseOutput) -> None:

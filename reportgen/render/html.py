@@ -66,6 +66,18 @@ def comparison_label(c: dict[str, Any]) -> str:
     return name if not actual or str(actual) in name else f"{name} ({actual} vs {c.get('expected', '?')})"
 
 
+def comparison_note(c: dict[str, Any]) -> str:
+    """What a comparison's verdict needs beside its numbers, or "": the numbers cover finite values only, so an
+    overflow would read "out of bound" next to max |Δ| 0 and 100 % bitwise equal; a vacuous bound makes any
+    finite difference "within rounding"."""
+    if c.get("nonfinite_mismatch"):
+        return (f"{c['nonfinite_mismatch']} of {c.get('numel', '?')} values non-finite on one side only "
+                "(overflow?); the numbers beside are over the finite rest")
+    if c.get("max_normalised") is None and c.get("verdict") == "within rounding":
+        return "the bound is vacuous (n·u ≥ 1): any finite difference is within it"
+    return ""
+
+
 def anchor(value: Any) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", str(value)).strip("-")
 
@@ -82,7 +94,8 @@ def environment(loader_root: Path | None = None) -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
     )
-    env.filters.update(num=fmt_num, dur=fmt_duration, anchor=anchor, verdict=verdict_badge, worst_verdict=worst_verdict)
+    env.filters.update(num=fmt_num, dur=fmt_duration, anchor=anchor, verdict=verdict_badge, worst_verdict=worst_verdict,
+                       comparison_note=comparison_note)
     return env
 
 

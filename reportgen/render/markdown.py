@@ -13,7 +13,7 @@ import re
 from typing import Any, Callable, Iterable
 
 from reportgen.claims import NOT_MEASURABLE
-from reportgen.render.html import comparison_label, fmt_duration, fmt_num, worst_verdict
+from reportgen.render.html import comparison_label, comparison_note, fmt_duration, fmt_num, worst_verdict
 
 GITHUB_LIMIT = 65_000  # GitHub rejects comments/issue bodies over 65,536 characters; keep a margin
 _CELL_MAX = 240  # characters of free text (reasons, claim texts) in one table cell
@@ -152,19 +152,13 @@ def _source(value: Any) -> str:
     return text if _URL.fullmatch(text) else esc(text, 160)
 
 
-def _nonfinite(c: dict[str, Any]) -> str:
-    # Without this, an overflow reads "out of bound" next to max |Δ| 0 and 100 % bitwise equal (the numbers are
-    # over the finite values; the verdict counts the non-finite ones).
-    n = c.get("nonfinite_mismatch")
-    if n:
-        return f" ({n} of {c.get('numel', '?')} non-finite on one side only; numbers over the rest)"
-    if c.get("max_normalised") is None and c.get("verdict") == "within rounding":
-        return " (vacuous bound: n·u ≥ 1)"
-    return ""
+def _note(c: dict[str, Any]) -> str:
+    note = comparison_note(c)
+    return f" ({note})" if note else ""
 
 
 def _comparison_rows(comps: list[dict[str, Any]]) -> list[list[str]]:
-    return [[esc(comparison_label(c)), verdict_md(c.get("verdict")) + _nonfinite(c), esc(fmt_num(c.get("max_abs"))),
+    return [[esc(comparison_label(c)), verdict_md(c.get("verdict")) + _note(c), esc(fmt_num(c.get("max_abs"))),
              esc(fmt_num(c.get("max_normalised"))), esc(fmt_num(c.get("max_ulp"))),
              esc(fmt_num(100 * c["bitwise_equal_fraction"]) + " %"
                  if isinstance(c.get("bitwise_equal_fraction"), (int, float)) else "–")] for c in comps]
