@@ -241,22 +241,17 @@ def _validate(p: Mapping[str, Any]) -> None:
                          "(at least 2 rows)")
 
 
-def _conv_path(ctx: CaseContext, out: CaseOutput, layer: nn.Conv1d, x: torch.Tensor) -> None:
-    """Fact ``growth.conv_path_as_forward``: True when the growth stack's Conv1d ran the ATen op the forward
-    comparison's Conv1d ran; missing (not False) otherwise, so a claim on growth is not judged on another kernel."""
-    from reportgen.measure.kernels import dispatched_op
-    p = ctx.params
-    forward = nn.Conv1d(p["in_features"], p["out_features"], 1).to(device=ctx.device, dtype=ctx.dtype)
-    shape = torch.empty(p["batch"], p["in_features"], p["length"], device=ctx.device, dtype=ctx.dtype)
-    ops = {"forward": dispatched_op(lambda: forward(shape), ctx.device),
-           "growth": dispatched_op(lambda: layer(x.permute(0, 2, 1)), ctx.device)}
-    out.fact("growth.conv_op", ops["growth"])
-    out.fact("forward.conv_op", ops["forward"])
-    out.fact("growth.conv_path_as_forward", True if ops["growth"] == ops["forward"] and ops["growth"] else None)
-    if ops["growth"] != ops["forward"]:
-        out.note(f"The growth stacks' Conv1d ran {ops['growth'] or 'an unknown op'}, the forward "
-                 f"comparison's {ops['forward'] or 'an unknown op'}: the growth does not show the forward's "
-                 "kernel, and claims on it are not measurable here.")
+def _growth_path(out: CaseOutput) -> None:
+    """Fact ``growth.conv_path_as_forward`` (after _why, whose kernel section profiled the forward's Conv1d): True
+    when the growth stack's Conv1d ran the ATen op the forward comparison's Conv1d ran; missing (not False)
+    otherwise, so a claim on growth is not judged on another kernel."""
+    growth, forward = out.facts.get("growth.conv_op"), out.facts.get("kernels.conv1d.op")
+    out.fact("forward.conv_op", forward)
+    out.fact("growth.conv_path_as_forward", True if growth and growth == forward else None)
+    if growth != forward:
+        out.note(f"The growth stacks' Conv1d ran {growth or 'an unknown op'}, the forward comparison's "
+                 f"{forward or 'an unknown op'}: the growth does not show the forward's kernel, and claims on it "
+                 "are not measurable here.")
 
 
 def _growth(ctx: CaseContext, out: CaseOutput) -> None:
@@ -270,7 +265,8 @@ def _growth(ctx: CaseContext, out: CaseOutput) -> None:
         # so depth changes the number of roundings, not the magnitude of the numbers.
         layers = [_pair(width, width, dtype, dev, gen, scale=math.sqrt(3 / width)) for _ in range(depths[-1])]
         x = ctx.randn(nb, rows // nb, width, gen=gen)
-        _conv_path(ctx, out, layers[0][1], x)
+        from reportgen.measure.kernels import dispatched_op
+        out.fact("growth.conv_op", dispatched_op(lambda: layers[0][1](x.permute(0, 2, 1)), dev))
         rec = _stack_errors(layers, x, depths, dtype)
         shape = f"{nb} × {rows // nb} rows"
         out.add_line_plot("growth_depth", f"Max error vs depth (stack of width-{width} layers, {shape})",
@@ -421,6 +417,7 @@ def run(ctx: CaseContext) -> CaseOutput:
     ctx.progress("growth with depth and K")
     _growth(ctx, out)
     _why(ctx, out)
+    _growth_path(out)  # after _why: reads the kernel facts
     _reduced_precision(ctx, out)  # after _why: reads the kernel facts
     if ctx.timing_enabled:
         _timing(ctx, out)

@@ -720,7 +720,7 @@ def kernel_section(sides: dict[str, Callable[[], Any]], device: torch.device, ca
     is repeated under :data:`CUDA_VARIANTS` and, when ``cudnn_bodies`` (label -> Python code running that side
     once, self-contained but for ``device``; see :func:`cudnn_child_script`) is given, cuDNN's API log is read
     from child processes, under this process's settings and with cudnn.benchmark off and on. ``facts`` holds flat facts:
-    ``kernels.<side>.impl`` and, where measured, ``kernels.<side>.reorders_per_call`` and
+    ``kernels.<side>.impl``, ``kernels.<side>.op`` (the ATen op that did the work) and, where measured, ``kernels.<side>.reorders_per_call`` and
     ``kernels.<side>.reorder_time_share`` (CPU) or ``kernels.<side>.tf32`` (CUDA).
     """
     section: dict[str, Any] = {"device": str(device), "calls": calls, "build": build_identity(), "sides": {},
@@ -770,7 +770,8 @@ def _cuda_variants(fn: Callable[[], Any], device: torch.device, calls: int) -> d
 
 def _side_facts(label: str, side: dict[str, Any]) -> dict[str, Any]:
     key = f"kernels.{_fact_name(label)}"
-    facts: dict[str, Any] = {f"{key}.impl": side["impl"]}
+    facts: dict[str, Any] = {f"{key}.impl": side["impl"],
+                             f"{key}.op": _compute_op(side.get("profile", {}).get("chain", []))}
     if side.get("onednn"):
         facts[f"{key}.reorders_per_call"] = side["onednn"]["reorders_per_call"]
         facts[f"{key}.reorder_time_share"] = side["onednn"]["reorder_time_share"]
