@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reportgen.facts import (ANY, BOOL, EXPLAIN_FACTS, NUMBER, STR, FactSpec, comparison_facts, facts,
+                             schema, timing_facts)
 from reportgen.cases import CaseContext, CaseOutput, register
 from reportgen.errors import UsageError
 from reportgen.measure.numerics import IDENTICAL, compare, conv1d_bound, ordered_bits
@@ -454,16 +456,29 @@ def _validate(p: Mapping[str, Any]) -> None:
                          f"out_channels ({c_out})")
 
 
+FACTS = schema(
+    EXPLAIN_FACTS,
+    FactSpec("*.odd_total_pad_extra_side", STR),
+    FactSpec("init.*", ANY), FactSpec("init.*.*", ANY), FactSpec("init.*.*.*", ANY),
+    comparison_facts("layout.*"), FactSpec("layout.roundtrip_bitwise", BOOL),
+    FactSpec("padding_mode.all_identical", BOOL), FactSpec("padding_mode.worst_verdict", STR),
+    comparison_facts("padding_mode.*.*"), comparison_facts("padding_mode.*"),
+    FactSpec("same.*.left", NUMBER), FactSpec("same.*.right", NUMBER),
+    facts("same", ["even_total_pad_symmetric", "explicit_pad_identical", "mirrored_split_differs"], BOOL),
+    FactSpec("shape.*.length", NUMBER), facts("shape", ["formula_match", "page_examples_match"], BOOL),
+)
+
+
 @register("conv1d_semantics",
           "torch.nn.Conv1d measured against MindSpore's 'Differences with torch.nn.Conv1d' page: shapes, "
           "padding modes, the padding='same' split, default bias and init distribution, weight layout.",
-          defaults=DEFAULTS, validate=_validate)
+          facts=FACTS, defaults=DEFAULTS, validate=_validate)
 def run(ctx: CaseContext) -> CaseOutput:
     p = ctx.params
     _validate(p)
     c_in, c_out, kernel = p["in_channels"], p["out_channels"], p["kernel_size"]
     length, check_length, pads = p["length"], p["check_length"], p["pad_amounts"]
-    out = CaseOutput()
+    out = ctx.output()
     ctx.progress("output shapes")
     _shapes(ctx, out, c_in, c_out, kernel, length)
     ctx.progress("padding modes vs explicit F.pad")

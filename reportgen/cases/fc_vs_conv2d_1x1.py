@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reportgen.facts import (ANY, BOOL, EXPLAIN_FACTS, NUMBER, STR, FactSpec, comparison_facts, facts,
+                             schema, timing_facts)
 from reportgen.cases import CaseContext, CaseOutput, register
 from reportgen.errors import UsageError
 from reportgen.measure.numerics import (Comparison, compare, gamma,
@@ -346,13 +348,21 @@ def _validate(p: Mapping[str, Any]) -> None:
     _checked(p)
 
 
+FACTS = schema(
+    EXPLAIN_FACTS,
+    comparison_facts("fwd"), comparison_facts("fwd.*.*"), comparison_facts("fwd.*.*.*"),
+    comparison_facts("fwd.each_side_vs_ref"),
+    FactSpec("semantics.*", BOOL), FactSpec("semantics.*.out_shape", STR), comparison_facts("semantics.*"),
+)
+
+
 @register("fc_vs_conv2d_1x1",
           "Linear MLP vs the same MLP as 1x1 Conv2d (forum thread): absolute/relative differences per layer "
           "against a float64 reference and rounding bound, and what 1x1 vs (samples x 1) kernels compute.",
-          defaults=DEFAULTS, validate=_validate)
+          facts=FACTS, defaults=DEFAULTS, validate=_validate)
 def run(ctx: CaseContext) -> CaseOutput:
     dims, classes, batch, samples, variants = _checked(ctx.params)
-    out = CaseOutput()
+    out = ctx.output()
     x = ctx.randn(batch, samples, dims[0], gen=ctx.generator(0))
     results = []
     for v in variants:

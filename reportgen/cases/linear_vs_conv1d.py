@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reportgen.facts import (ANY, BOOL, EXPLAIN_FACTS, NUMBER, STR, FactSpec, comparison_facts, facts,
+                             schema, timing_facts)
 from reportgen.cases import CaseContext, CaseOutput, CaseSkipped, register
 from reportgen.errors import UsageError
 from reportgen.measure.numerics import Comparison, compare, gamma, log10_abs_histogram, matmul_bound
@@ -405,12 +407,24 @@ def _reduced_precision(ctx: CaseContext, out: CaseOutput) -> None:
     out.fact("precision.full", True if used is False else None)
 
 
+FACTS = schema(
+    EXPLAIN_FACTS,
+    comparison_facts("fwd.*"), comparison_facts("grad.*.*"),
+    FactSpec("forward.conv_op", STR), FactSpec("growth.conv_op", STR), FactSpec("growth.conv_path_as_forward", BOOL),
+    facts("growth.depth", ["diff_first", "diff_last", "diff_ratio_last_first", "max_normalised", "spearman"], NUMBER),
+    facts("growth.k", ["diff_max_over_bound", "spearman"], NUMBER),
+    FactSpec("hist.*.zero_fraction", NUMBER),
+    FactSpec("precision.full", BOOL), FactSpec("precision.reduced_paths", STR), FactSpec("precision.reduced_used", BOOL),
+    timing_facts(),
+)
+
+
 @register("linear_vs_conv1d", "nn.Conv1d(kernel_size=1) vs nn.Linear with shared weights: forward and gradient "
           "errors against a float64 reference and the rounding bound, growth with depth and width, timing.",
-          defaults=DEFAULTS, validate=_validate)
+          facts=FACTS, defaults=DEFAULTS, validate=_validate)
 def run(ctx: CaseContext) -> CaseOutput:
     _check_dtype_supported(ctx.device, ctx.dtype)
-    out = CaseOutput()
+    out = ctx.output()
     ctx.progress("forward and backward")
     diffs = _forward_backward(ctx, out)
     _histograms(out, diffs, ctx.params["histogram_bins"])

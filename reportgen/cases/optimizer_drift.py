@@ -30,6 +30,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from reportgen.facts import (ANY, BOOL, EXPLAIN_FACTS, NUMBER, STR, FactSpec, comparison_facts, facts,
+                             schema, timing_facts)
 from reportgen.cases import CaseContext, CaseOutput, register
 from reportgen.measure.numerics import log10_abs_histogram, matmul_bound, unit_roundoff
 from reportgen.measure.settings import applied_settings
@@ -456,11 +458,19 @@ def _why_thread_facts(out: CaseOutput, det: dict[str, Any], kernels: dict[str, A
         out.fact(f"threads.forward.{key}_impl_changes", None if "unknown" in impls else impls[0] != impls[1])
 
 
+FACTS = schema(
+    EXPLAIN_FACTS,
+    FactSpec("drift.*.*.*.*", ANY), FactSpec("drift_mse.*.*.*.*", ANY),
+    FactSpec("onestep.*", NUMBER), FactSpec("threads.*", ANY), FactSpec("threads.*.*", ANY),
+    FactSpec("determinism.*.threads_*.*", ANY),
+)
+
+
 @register("optimizer_drift", "Conv1d(3, 2, 1) vs Linear(3, 2) from identical parameters under Adam/SGD: one Adam "
           "step over many seeds (the published protocol), then drift over many steps against a float64 copy.",
-          defaults=DEFAULTS)
+          facts=FACTS, defaults=DEFAULTS)
 def run(ctx: CaseContext) -> CaseOutput:
-    out = CaseOutput()
+    out = ctx.output()
     ctx.progress(f"one Adam step x {ctx.params['seeds']} seeds")
     _one_step(ctx, out)
     _why(ctx, out)

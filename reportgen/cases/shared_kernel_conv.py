@@ -25,6 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from reportgen.facts import (ANY, BOOL, EXPLAIN_FACTS, NUMBER, STR, FactSpec, comparison_facts, facts,
+                             schema, timing_facts)
 from reportgen.cases import CaseContext, CaseOutput, CaseSkipped, register
 from reportgen.measure.numerics import Comparison, compare, gamma
 from reportgen.measure.timing import ratio_summary, time_interleaved
@@ -310,12 +312,21 @@ def _timing(ctx: CaseContext, out: CaseOutput) -> None:
             out.fact(f"timing.{key}.{name}_over_shared.noisy", by[name].noisy or by["shared"].noisy)
 
 
+FACTS = schema(
+    EXPLAIN_FACTS,
+    comparison_facts("fwd.*"), comparison_facts("grad.*"),
+    FactSpec("train.channels", NUMBER), FactSpec("train.*.*.*", NUMBER),
+    FactSpec("train.*.averaged_over_shared_loss_final", NUMBER),
+    timing_facts(),
+)
+
+
 @register("shared_kernel_conv", "One 3x3 kernel applied to every channel: expand + grouped conv vs a repeated "
           "grouped weight vs a loop of single-channel convs; forward, summed gradients, the 'average the "
-          "copies' training mistake, timing.", defaults=DEFAULTS)
+          "copies' training mistake, timing.", facts=FACTS, defaults=DEFAULTS)
 def run(ctx: CaseContext) -> CaseOutput:
     _check_supported(ctx)
-    out = CaseOutput()
+    out = ctx.output()
     ctx.progress("forward and gradients vs float64")
     _equivalence(ctx, out)
     _why(ctx, out)
