@@ -298,4 +298,9 @@ def list_cmd() -> None:
             click.echo(f"  {name:<12} invalid: {exc}")
     click.echo("cases:")
     for info in cases.all_cases():
-        click.echo(f"  {info.name:<24} {info.description.splitlines()[0]}")
+        if info.name.startswith("_"):
+            continue
+        origin = "" if info.origin == "reportgen" else f"  [{info.origin}]"
+        click.echo(f"  {info.name:<24} {info.description.splitlines()[0]}{origin}")
+    for err in cases.plugin_errors():
+        click.echo(f"  plugin failed to load: {err}")

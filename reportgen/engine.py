@@ -215,13 +215,15 @@ def judge(out: Any, group: str, sides: Sequence[SideOutput], reference: torch.Te
           desc: str = "", factor: float = 1.0, keys: Iterable[str] = DEFAULT_FACT_KEYS,
           pairs: Sequence[tuple[str, str]] | None = None, fact_prefix: str | None = None,
           ref_key: str = "ref", ref_label: str = "float64 reference", name: str | None = None,
-          rel_factor: float | None = None, add: bool = True) -> dict[str, Comparison]:
+          rel_factor: float | None = None, add: bool = True, pair_desc: str | None = None,
+          pair_label: Callable[[SideOutput], str] | None = None) -> dict[str, Comparison]:
     """The compare stage: each side against the float64 reference, then each pair of sides with each other
     (allowed: the sum of their bounds), added to the report under ``group`` and published as facts
     ``<fact_prefix>.<side>_vs_<ref_key>.*`` and ``<fact_prefix>.<a>_vs_<b>.*``.
 
-    Where any side has no bound, the relative rule judges (see the module docstring). Returns the comparisons
-    keyed like their facts (``"linear_vs_ref"``, ``"linear_vs_conv1d"``)."""
+    Where any side has no bound, the relative rule judges (see the module docstring). ``pair_desc`` describes the
+    pairs' (summed) bound, ``pair_label(side)`` names the expected side of a pair (default: its label). Returns
+    the comparisons keyed like their facts (``"linear_vs_ref"``, ``"linear_vs_conv1d"``)."""
     keys = tuple(keys)
     prefix = group if fact_prefix is None else fact_prefix
     title = name or group
@@ -244,8 +246,10 @@ def judge(out: Any, group: str, sides: Sequence[SideOutput], reference: torch.Te
     for a, b in pairs:
         sa, sb = by[a], by[b]
         bound = (sa.bound + sb.bound) * factor if bounded else 0.0
-        c = compare(sa.value, sb.value, bound, name=f"{title}: {sa.label} vs {sb.label}", actual_label=sa.label,
-                    expected_label=sb.label, reference=reference, bound_desc=desc if bounded else "")
+        lb = pair_label(sb) if pair_label else sb.label
+        c = compare(sa.value, sb.value, bound, name=f"{title}: {sa.label} vs {lb}", actual_label=sa.label,
+                    expected_label=lb, reference=reference,
+                    bound_desc=(desc if pair_desc is None else pair_desc) if bounded else "")
         if not bounded and reference is not None and c.verdict != IDENTICAL:
             va, vb = results[f"{a}_vs_{ref_key}"], results[f"{b}_vs_{ref_key}"]
             worse = max((va, vb), key=lambda v: v.error_ratio or 0.0)
