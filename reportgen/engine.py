@@ -34,6 +34,10 @@ DEFAULT_FACT_KEYS = ("verdict", "max_abs", "max_normalised", "max_rel", "max_ulp
                      "cosine", "assert_close", "min_rtol", "min_atol")
 
 
+#: above this relative distance between the float64 reruns of a and b, they are not one function
+SAME_FUNCTION_REL = 1e-10
+
+
 class PairError(RuntimeError):
     """A user's side, inputs or reference cannot be run or compared; the message names which and why."""
 
@@ -502,12 +506,16 @@ def _reference(spec: PairSpec, a: Any, b: Any, inputs: list[Any], ya: Mapping[st
         # distance means they compute different functions (an approximation), whatever float32 shows.
         dist = max(_rel_dist(ra[k], rb[k]) for k in ra) if list(ra) == list(rb) else None
         out.fact("reference.twins_max_rel", dist)
+        # float64 rounding of even a million-term sum stays far below 1e-10 relative: above it the two sides
+        # compute different functions (an approximation, a bug), not two summation orders of one
+        out.fact("reference.same_function", None if dist is None else dist <= SAME_FUNCTION_REL)
         ref = ra
     else:
         with torch.no_grad():
             ref = flatten(_call(spec.reference, x64, "reference"), "reference")
         out.fact("reference.kind", "callable")
         out.fact("reference.twins_max_rel", None)
+        out.fact("reference.same_function", None)
     if list(ref) != list(ya):
         raise PairError(f"reference returns {_describe(ref)}, the sides return {_describe(ya)}")
     for k in ref:

@@ -92,6 +92,7 @@ def test_verdict_flips_between_rounding_and_an_approximation():
     assert gelu.facts["worse_side"] == "b"
     assert gelu.facts["reference.twins_max_rel"] > 1e-6  # the float64 reruns disagree: different functions
     assert rounding.facts["reference.twins_max_rel"] < 1e-12
+    assert rounding.facts["reference.same_function"] is True and gelu.facts["reference.same_function"] is False
     ratio = next(c for c in gelu.comparisons if c["name"].endswith("b vs float64 reference"))["error_ratio"]
     assert ratio > 10
 

@@ -25,7 +25,7 @@ from typing import Any, Mapping
 from reportgen.cases import CaseContext, CaseOutput, register
 from reportgen.engine import PairError, PairSpec, provenance, run_pair
 from reportgen.errors import UsageError
-from reportgen.facts import (EXPLAIN_FACTS, NUMBER, STR, FactSpec, comparison_facts, schema,
+from reportgen.facts import (BOOL, EXPLAIN_FACTS, NUMBER, STR, FactSpec, comparison_facts, schema,
                              timing_facts)
 from reportgen import userload
 
@@ -38,7 +38,7 @@ FACTS = schema(
     FactSpec("fwd.*_sha256", STR, doc="sha256 of a side's output bytes"), FactSpec("fwd.*.*_sha256", STR),
     FactSpec("verdict", STR, doc="worst a-vs-b verdict over outputs and gradients"),
     FactSpec("worse_side", STR, doc="the side farther from the reference (a or b), if they differ"),
-    FactSpec("reference.kind", STR), FactSpec("reference.twins_max_rel", NUMBER,
+    FactSpec("reference.kind", STR), FactSpec("reference.same_function", BOOL), FactSpec("reference.twins_max_rel", NUMBER,
                                               doc="max relative distance between a's and b's float64 reruns"),
     EXPLAIN_FACTS, timing_facts(),
 )

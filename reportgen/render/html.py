@@ -75,8 +75,8 @@ def comparison_note(c: dict[str, Any]) -> str:
                 "(overflow?); the numbers beside are over the finite rest")
     if c.get("rule") == "relative":
         ratio = c.get("error_ratio")
-        return ("no rounding bound known: judged by its error against the float64 reference next to the other "
-                "side's" + (f" (RMS error ratio {fmt_num(ratio)})" if ratio is not None else ""))
+        # the rule itself is the bound's footnote; the row says only where it stands
+        return f"RMS error {fmt_num(ratio)}× the better side's" if ratio is not None else ""
     if c.get("rule") == "none":
         return "no bound and no reference: measured, not judged"
     if c.get("max_normalised") is None and c.get("verdict") == "within rounding":
