@@ -265,3 +265,19 @@ def test_compile_example(tmp_path):
     r = reportgen.check(f"{ex}:a", f"{ex}:b", f"{ex}:inputs")
     assert r.status == "ok", r.reason
     assert r.verdict in ("identical", "within rounding"), r.table()
+
+
+def test_published_snippet_runs_as_text_and_leaves_the_global_rng_alone():
+    from reportgen.published import Published, run_published
+
+    pub = Published(source="https://example.org/post", title="t",
+                    snippet="import torch\ntorch.manual_seed(2010)\nx = torch.randn(3)\nprint(x.sum().item())\n",
+                    outputs=("x",))
+    state = torch.random.get_rng_state()
+    r = run_published(pub)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    torch.manual_seed(2010)
+    assert torch.equal(r["x"], torch.randn(3))  # the snippet's own seeding, in its order
+    assert r.printed.strip() == str(r["x"].sum().item())
+    with pytest.raises(RuntimeError, match="defined no y"):
+        run_published(Published(source="s", title="t", snippet="z = 1", outputs=("y",)))
