@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 import torch
@@ -30,10 +30,22 @@ class Published:
     departures: tuple[str, ...] = ()
     #: names the snippet defines that the case reads (documentation: checked after the run)
     outputs: tuple[str, ...] = ()
+    #: the snippet's seeding call as it appears in the text (e.g. "torch.manual_seed(2010)"), which a robustness
+    #: run replaces to rerun the published protocol on other seeds; None when the source sets no seed
+    seed_call: str | None = None
+
+    def with_seed(self, seed: int) -> "Published":
+        """The same protocol on another seed: the seeding call replaced (and said so in ``edits``)."""
+        if self.seed_call is None or self.seed_call not in self.snippet:
+            raise ValueError(f"{self.title}: no seeding call {self.seed_call!r} in the snippet to replace")
+        call = self.seed_call.split("(", 1)[0]
+        new = f"{call}({seed})"
+        return replace(self, snippet=self.snippet.replace(self.seed_call, new, 1), seed_call=new,
+                       edits=self.edits + (f"seed: {self.seed_call} replaced by {new} (robustness over seeds)",))
 
     def to_dict(self) -> dict[str, Any]:
         return {"source": self.source, "title": self.title, "snippet": self.snippet, "edits": list(self.edits),
-                "departures": list(self.departures), "outputs": list(self.outputs)}
+                "departures": list(self.departures), "outputs": list(self.outputs), "seed_call": self.seed_call}
 
 
 @dataclass

@@ -281,3 +281,14 @@ def test_published_snippet_runs_as_text_and_leaves_the_global_rng_alone():
     assert r.printed.strip() == str(r["x"].sum().item())
     with pytest.raises(RuntimeError, match="defined no y"):
         run_published(Published(source="s", title="t", snippet="z = 1", outputs=("y",)))
+
+
+def test_published_protocol_on_another_seed():
+    from reportgen.published import Published, run_published
+
+    pub = Published(source="s", title="t", snippet="import torch\ntorch.manual_seed(2010)\nx = torch.randn(2)\n",
+                    seed_call="torch.manual_seed(2010)")
+    other = pub.with_seed(7)
+    assert "torch.manual_seed(7)" in other.snippet and "2010" not in other.snippet and other.edits
+    torch.manual_seed(7)
+    assert torch.equal(run_published(other)["x"], torch.randn(2))
