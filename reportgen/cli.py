@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 import click
 
 from reportgen.errors import UsageError
-from reportgen.suite import DTYPES, check_device
+from reportgen.suite import DTYPES, check_device, check_seed
 
 
 class _Group(click.Group):
@@ -48,18 +48,8 @@ def _frameworks(values: tuple[str, ...]) -> dict[str, str]:
 
 
 def _interpreter(name: str, path: str) -> str:
-    # Checked here, where the user typed it: a missing interpreter would otherwise only turn into a skipped
-    # probe deep inside a report, and the run would exit 0 as if the framework had been compared.
-    if os.sep in path:
-        p = Path(path).expanduser()
-        if not p.is_file() or not os.access(p, os.X_OK):
-            why = "no such file" if not p.exists() else "not an executable file"
-            raise UsageError(f"--framework {name}={path}: {why}; expected the python of {name}'s environment")
-        return str(p.resolve())  # the probe runs in a temporary directory: a relative path would not resolve
-    found = shutil.which(path)
-    if found is None:
-        raise UsageError(f"--framework {name}={path}: no such command on PATH")
-    return found
+    from reportgen.suite import check_interpreter
+    return check_interpreter(name, path, f"--framework {name}={path}")
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -99,6 +89,8 @@ def run_cmd(suite_name: str, devices: tuple[str, ...], dtypes: tuple[str, ...], 
         check_available()
     for d in devices:
         check_device(d, "--device")
+    if seed is not None:
+        check_seed(seed, "--seed")
     if run_id is not None:  # before the suite loads and the environment is captured
         runner.check_run_id(run_id, "--run-id")
     spec = suite_mod.load_suite(suite_name).select(case_names).override(devices, dtypes, seed)
