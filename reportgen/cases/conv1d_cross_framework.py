@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from reportgen.cases import CaseContext, CaseOutput, CaseSkipped, register
+from reportgen.errors import UsageError
 from reportgen.measure.numerics import compare, conv1d_bound
 from reportgen.measure.settings import applied_settings
 from reportgen.probes import ProbeResult, run_probe
@@ -323,10 +324,22 @@ def init_fit(out: CaseOutput, prefix: str, label: str, weight: np.ndarray, bias:
 
 # ------------------------------------------------------------------------------------------------- the case
 
+MAX_TIMEOUT_S = 3600.0  # per probe; MindSpore's import takes seconds, a probe that needs an hour is hung
+
+
+def _validate(p: Any) -> None:
+    if not 0 < p["alpha"] < 1:
+        raise UsageError(f"conv1d_cross_framework: params.alpha: a significance level strictly between 0 and 1, "
+                         f"got {p['alpha']!r}")
+    if not 0 < p["timeout_s"] <= MAX_TIMEOUT_S:
+        raise UsageError(f"conv1d_cross_framework: params.timeout_s: must be in (0, {MAX_TIMEOUT_S:g}] seconds, "
+                         f"got {p['timeout_s']!r}")
+
+
 @register("conv1d_cross_framework",
           "MindSpore nn.Conv1d and JAX lax.conv_general_dilated vs torch.nn.Conv1d: defaults, 'same' padding split, "
           "shapes, default initialisation and numerics, each framework in its own environment.",
-          defaults=DEFAULTS)
+          defaults=DEFAULTS, validate=_validate)
 def run(ctx: CaseContext) -> CaseOutput:
     if ctx.dtype != torch.float32:
         raise CaseSkipped("the probes exchange float32 arrays (MindSpore's CPU Conv1d is float32); use dtype float32")

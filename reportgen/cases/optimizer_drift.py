@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from reportgen.cases import CaseContext, CaseOutput, register
+from reportgen.errors import UsageError
 from reportgen.measure.numerics import log10_abs_histogram, matmul_bound, unit_roundoff
 from reportgen.measure.settings import applied_settings
 
@@ -456,9 +457,21 @@ def _why_thread_facts(out: CaseOutput, det: dict[str, Any], kernels: dict[str, A
         out.fact(f"threads.forward.{key}_impl_changes", None if "unknown" in impls else impls[0] != impls[1])
 
 
+# Seeds of the one-step protocol and drift steps run one small Adam step each (~0.3 ms on a laptop CPU, several
+# passes per seed): these limits keep a case under about an hour; the published protocol uses 1000 of each.
+MAX_SEEDS = 100_000
+MAX_STEPS = 100_000
+
+
+def _validate(p: Any) -> None:
+    for key, limit in (("seeds", MAX_SEEDS), ("thread_check_seeds", MAX_SEEDS), ("steps", MAX_STEPS)):
+        if p[key] > limit:
+            raise UsageError(f"optimizer_drift: params.{key}: at most {limit:,}, got {p[key]:,}")
+
+
 @register("optimizer_drift", "Conv1d(3, 2, 1) vs Linear(3, 2) from identical parameters under Adam/SGD: one Adam "
           "step over many seeds (the published protocol), then drift over many steps against a float64 copy.",
-          defaults=DEFAULTS)
+          defaults=DEFAULTS, validate=_validate)
 def run(ctx: CaseContext) -> CaseOutput:
     out = CaseOutput()
     ctx.progress(f"one Adam step x {ctx.params['seeds']} seeds")

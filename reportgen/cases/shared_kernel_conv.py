@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from reportgen.cases import CaseContext, CaseOutput, CaseSkipped, register
+from reportgen.errors import UsageError
 from reportgen.measure.numerics import Comparison, compare, gamma
 from reportgen.measure.timing import ratio_summary, time_interleaved
 
@@ -310,9 +311,17 @@ def _timing(ctx: CaseContext, out: CaseOutput) -> None:
             out.fact(f"timing.{key}.{name}_over_shared.noisy", by[name].noisy or by["shared"].noisy)
 
 
+def _validate(p: Any) -> None:
+    # A report step past the last training step used to be dropped silently (the table just lacked the row).
+    late = [s for s in p["train_report_steps"] if s > p["train_steps"]]
+    if late and p["train_steps"]:  # train_steps 0 switches training off: nothing is reported
+        raise UsageError(f"shared_kernel_conv: params.train_report_steps: {late[0]} is beyond train_steps "
+                         f"({p['train_steps']})")
+
+
 @register("shared_kernel_conv", "One 3x3 kernel applied to every channel: expand + grouped conv vs a repeated "
           "grouped weight vs a loop of single-channel convs; forward, summed gradients, the 'average the "
-          "copies' training mistake, timing.", defaults=DEFAULTS)
+          "copies' training mistake, timing.", defaults=DEFAULTS, validate=_validate)
 def run(ctx: CaseContext) -> CaseOutput:
     _check_supported(ctx)
     out = CaseOutput()
