@@ -15,22 +15,20 @@ from pathlib import Path
 from typing import Any
 
 from reportgen.errors import UsageError
-from reportgen.render.html import extract_embedded
-from reportgen.results import RunResult, dumps, load_dict, upgrade
+from reportgen.render.html import embedded_block
+from reportgen.results import RunResult, dumps, load_dict, parse_json, read_text_limited, upgrade
 
 _HTML_SUFFIXES = (".html", ".htm")
 
 
 def _from_html(path: Path) -> dict[str, Any]:
+    page = read_text_limited(path, "a report.html written by reportgen")
     try:
-        page = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
-    try:
-        data = extract_embedded(page)
-    except ValueError as exc:  # no block, or the block is not JSON (json.JSONDecodeError is a ValueError)
+        block = embedded_block(page)
+    except ValueError as exc:  # no block
         raise UsageError(f"{path}: no readable embedded reportgen results ({exc}); "
                          "is it a report.html written by reportgen?") from None
+    data = parse_json(block, f"{path} (embedded results)")
     if not isinstance(data, dict):
         raise UsageError(f"{path}: embedded results are not a JSON object")
     return upgrade(data, str(path))

@@ -133,7 +133,12 @@ def render_html(data: dict[str, Any], template: str = "report.html.j2") -> str:
 
 def extract_embedded(page: str) -> dict[str, Any]:
     """The results dict embedded in a report.html (for re-rendering and comparing archived reports)."""
+    return json.loads(embedded_block(page))
+
+
+def embedded_block(page: str) -> str:
+    """The JSON text embedded in a report.html; ValueError when there is none."""
     m = re.search(r'<script type="application/json" id="reportgen-results">(.*?)</script>', page, re.DOTALL)
     if not m:
         raise ValueError("no embedded reportgen results in this HTML")
-    return json.loads(m.group(1))
+    return m.group(1)
