@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -16,10 +15,55 @@ from reportgen.errors import UsageError
 from reportgen.suite import DTYPES, check_device, check_seed
 
 
+# Exit codes of a run ended by a signal: the shell's 128 + signal number, as the README documents.
+EXIT_SIGINT, EXIT_SIGTERM = 130, 143
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (a job scheduler's stop, `kill`), raised in the main thread like Ctrl-C's KeyboardInterrupt, so every
+    path that keeps a partial archive on Ctrl-C keeps it on SIGTERM too."""
+
+
+_terminated = False  # set by the SIGTERM handler: the exit code and the message say which signal ended the run
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    global _terminated
+    _terminated = True
+    raise _Terminated()
+
+
+def _signal_exit_code() -> int:
+    return EXIT_SIGTERM if _terminated else EXIT_SIGINT
+
+
+def _signal_name() -> str:
+    return "terminated (SIGTERM)" if _terminated else "interrupted"
+
+
 class _Group(click.Group):
-    """Turns UsageError (bad suite, bad option, bad input file) into one line on stderr and exit code 2."""
+    """Turns UsageError (bad suite, bad option, bad input file) into one line on stderr and exit code 2, and an
+    interrupt anywhere (Ctrl-C, SIGTERM: still importing torch, rendering the PDF) into one line and 130 / 143
+    instead of click's "Aborted!" and exit 1."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        global _terminated
+        _terminated = False
+        previous = None
+        try:
+            previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        except ValueError:  # not the main thread (an embedding caller): leave signals to it
+            pass
+        try:
+            return self._invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo(f"reportgen: {_signal_name()}", err=True)
+            sys.exit(_signal_exit_code())
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+
+    def _invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except UsageError as exc:
@@ -99,8 +143,8 @@ def run_cmd(suite_name: str, devices: tuple[str, ...], dtypes: tuple[str, ...], 
         run, path = runner.run_suite(spec, Path(out_dir), command=["reportgen", *sys.argv[1:]],
                                      frameworks=_frameworks(framework_opts), run_id=run_id, progress=_progress)
     except KeyboardInterrupt:  # before the first results.json was written (environment capture): nothing to keep
-        click.echo("interrupted before the run started: no results written", err=True)
-        sys.exit(130)
+        click.echo(f"{_signal_name()} before the run started: no results written", err=True)
+        sys.exit(_signal_exit_code())
     if run.status == "interrupted":
         _interrupted(run.to_dict(), path, fmts, page_size)
     written = write_reports(run.to_dict(), path.parent, "report", fmts, force=False, page_size=page_size)
@@ -112,10 +156,10 @@ def run_cmd(suite_name: str, devices: tuple[str, ...], dtypes: tuple[str, ...], 
 
 
 def _interrupted(data: dict[str, Any], path: Path, fmts: list[str], page_size: str) -> NoReturn:
-    """Ctrl-C: say where the partial archive is, render what is quick (not the PDF: a user who pressed Ctrl-C
-    wants out), exit 130. A second Ctrl-C while rendering just leaves."""
+    """Ctrl-C or SIGTERM: say where the partial archive is, render what is quick (not the PDF: a user who pressed
+    Ctrl-C wants out), exit 130 (143 for SIGTERM). A second signal while rendering just leaves."""
     from reportgen.render.files import write_reports
-    click.echo(f"interrupted: {len(data.get('cases', []))} finished result(s) kept in {path} "
+    click.echo(f"{_signal_name()}: {len(data.get('cases', []))} finished result(s) kept in {path} "
                "(status 'interrupted')", err=True)
     quick = [f for f in fmts if f != "pdf"]
     try:
@@ -126,7 +170,7 @@ def _interrupted(data: dict[str, Any], path: Path, fmts: list[str], page_size: s
         pass
     if "pdf" in fmts:
         click.echo(f"PDF not written: reportgen render {path} --format pdf", err=True)
-    sys.exit(130)
+    sys.exit(_signal_exit_code())
 
 
 @main.command("render")

@@ -4,6 +4,8 @@ History of ``SCHEMA_VERSION`` (bump it, add a line here and a migration in ``_MI
 file of the old version under tests/fixtures/):
 
 1 (reportgen 0.1.0): first version.
+2: ``writer`` (pid, hashed host, boot id, pid start time, time of the last write) of the process writing the
+   archive, so a reader can tell a run that was killed (still ``running``) from one in progress; None before.
 """
 
 from __future__ import annotations
@@ -19,12 +21,16 @@ from typing import Any, Callable
 
 from reportgen.errors import UsageError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 OK, ERROR, SKIPPED = "ok", "error", "skipped"
 
 #: old version -> function upgrading a dict of that version to the next one.
-_MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    return {**data, "writer": None, "schema_version": 2}  # the writer of an old archive is unknown
+
+
+_MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2}
 
 
 @dataclass
@@ -70,6 +76,8 @@ class RunResult:
     finished: str | None = None
     cases: list[CaseResult] = field(default_factory=list)
     claims: list[dict[str, Any]] = field(default_factory=list)
+    # the process that wrote this archive (reportgen.writer.writer_info), refreshed with every write
+    writer: dict[str, Any] | None = None
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:

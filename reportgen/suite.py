@@ -40,7 +40,7 @@ ZERO_ALLOWED_PARAMS = frozenset({"steps", "train_steps", "thread_check_seeds", "
 # above ~2**31 overflows a tensor dimension somewhere deep in torch; the limits are far above any useful value
 # (the bundled suites use at most a few thousand) and say so in the error, so a user who needs more can ask.
 MAX_COUNT = 1_000_000  # any integer case param (a size or a count) and any list param's length
-MAX_ROUNDS = 10_000  # timing rounds
+MAX_ROUNDS = 100_000  # timing rounds (x 2 sides x min_sample_s 0.02 s: about an hour)
 MAX_MIN_SAMPLE_S = 60.0  # seconds per timing sample
 # Seeds: torch.Generator.manual_seed accepts [-2**63, 2**64) and raises "Overflow when unpacking long long" above;
 # the cases seed generators with seed + a small offset, so non-negative seeds below 2**63 always stay in range.

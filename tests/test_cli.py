@@ -41,7 +41,7 @@ def test_failing_case_recorded_as_error_and_run_continues(tiny_run):
     assert status == {"linear_vs_conv1d": "ok", "boom": "error"}
     boom = next(c for c in data["cases"] if c["case"] == "boom")
     assert boom["reason"].startswith("RuntimeError: </script>")
-    assert data["status"] == "complete" and data["schema_version"] == 1
+    assert data["status"] == "complete" and data["schema_version"] == 2
 
 
 def test_html_is_self_contained_escaped_and_embeds_results(tiny_run):

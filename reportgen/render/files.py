@@ -16,6 +16,7 @@ from typing import Any
 
 from reportgen.errors import UsageError
 from reportgen.render.html import embedded_block
+from reportgen.writer import writer_gone
 from reportgen.results import RunResult, dumps, load_dict, parse_json, read_text_limited, upgrade
 
 _HTML_SUFFIXES = (".html", ".htm")
@@ -88,6 +89,12 @@ def load_input(path: str | Path) -> dict[str, Any]:
         raise UsageError(f"{path}: no such file")
     data = _from_html(path) if path.suffix.lower() in _HTML_SUFFIXES else load_dict(path)
     check_shape(data, str(path))
+    if data.get("status") == "running":
+        # A run killed hard (SIGKILL, a crash) could not mark its archive: if its writer is gone, say so.
+        gone = writer_gone(data.get("writer"))
+        if gone is not None:
+            data["status"] = "interrupted"
+            data["writer"] = {**data["writer"], "gone": gone}
     # Normalise through JSON (as render_html does): plain lists/dicts/strings, keys in results.json order.
     return json.loads(dumps(data))
 
