@@ -135,6 +135,8 @@ def run_cmd(suite_name: str, devices: tuple[str, ...], dtypes: tuple[str, ...], 
         check_device(d, "--device")
     if seed is not None:
         check_seed(seed, "--seed")
+    if devices:
+        _check_devices_exist(devices)
     if run_id is not None:  # before the suite loads and the environment is captured
         runner.check_run_id(run_id, "--run-id")
     spec = suite_mod.load_suite(suite_name).select(case_names).override(devices, dtypes, seed)
@@ -153,6 +155,19 @@ def run_cmd(suite_name: str, devices: tuple[str, ...], dtypes: tuple[str, ...], 
     for p in written:
         click.echo(f"report:  {p}")
     sys.exit(1 if any(c.status == "error" for c in run.cases) else 0)
+
+
+def _check_devices_exist(devices: tuple[str, ...]) -> None:
+    """--device values that cannot run here: a warning line each; UsageError when none of them can (a run that
+    would skip every result and exit 0 measures nothing)."""
+    from reportgen.runner import resolve_device
+
+    missing = {d: why for d in dict.fromkeys(devices) if (why := resolve_device(d)[1])}
+    if missing and len(missing) == len(set(devices)):
+        raise UsageError(f"--device {', '.join(missing)}: {'; '.join(dict.fromkeys(missing.values()))}: none of the "
+                         "requested devices exists on this machine")
+    for d, why in missing.items():
+        click.echo(f"reportgen: warning: --device {d}: {why}; its results will be skipped", err=True)
 
 
 def _interrupted(data: dict[str, Any], path: Path, fmts: list[str], page_size: str) -> NoReturn:
@@ -225,6 +240,9 @@ def compare_cmd(inputs: tuple[str, ...], out_dir: str, formats: str, page_size: 
         detail = " ".join(str(exc).split())
         raise UsageError(f"{', '.join(inputs)}: cannot compare: malformed results ({type(exc).__name__}: "
                          f"{detail})") from None
+    from reportgen.redact import redact_tree
+
+    model = redact_tree(model)  # the input paths it names, too
     written = write_reports(model, Path(out_dir), "compare", fmts, force=force, page_size=page_size,
                             source=", ".join(inputs))
     click.echo(terminal_summary(model, report=", ".join(map(str, written)) or None), nl=False)
@@ -233,10 +251,20 @@ def compare_cmd(inputs: tuple[str, ...], out_dir: str, formats: str, page_size: 
 def _summary(data: dict[str, Any], wall_s: float) -> None:
     from reportgen.render.html import worst_verdict
 
-    click.echo(f"\n{data['suite']['name']}: {len(data['cases'])} results in {wall_s:.1f} s")
+    cases = data["cases"]
+    measured = sum(c["status"] == "ok" for c in cases)
+    skipped = sum(c["status"] == "skipped" for c in cases)
+    errors = len(cases) - measured - skipped
+    click.echo(f"\n{data['suite']['name']}: {len(cases)} results in {wall_s:.1f} s: {measured} measured something, "
+               f"{skipped} skipped, {errors} error(s)")
+    if cases and not measured:
+        click.echo("nothing was measured: every result was skipped or failed (reasons below)")
     for c in data["cases"]:
         worst = worst_verdict([x["verdict"] for x in c["comparisons"]])
-        detail = f"worst comparison: {worst}" if worst else (c["reason"] or "")
+        if c["status"] != "ok" and c["reason"]:  # a skipped result's comparisons are not its verdict
+            detail = c["reason"]
+        else:
+            detail = f"worst comparison: {worst}" if worst else (c["reason"] or "")
         click.echo(f"  {c['status']:<8} {c['id']:<45} {detail}")
     if data.get("claims"):
         counts: dict[str, int] = {}
@@ -252,7 +280,9 @@ def env_cmd(as_json: bool) -> None:
     from reportgen.measure.environment import collect_environment
     from reportgen.results import dumps
 
-    env = collect_environment()
+    from reportgen.redact import redact_tree
+
+    env = redact_tree(collect_environment())
     if as_json:
         click.echo(dumps(env), nl=False)
         return

@@ -81,7 +81,10 @@ class RunResult:
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
-        return sanitize(asdict(self))
+        # The one choke point between a run and everything written from it (results.json, the reports): the home
+        # directory and key=value secrets leave no string, whichever field it is in (suite.path used to).
+        from reportgen.redact import redact_tree
+        return redact_tree(sanitize(asdict(self)))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunResult":

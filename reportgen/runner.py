@@ -31,6 +31,8 @@ from reportgen.writer import writer_info
 _DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
            "bfloat16": torch.bfloat16}
 Progress = Callable[[str], None]
+#: CaseOutput.extra key by which a case that returned normally says it compared nothing (the result is skipped).
+SKIPPED_REASON = "skipped_reason"
 
 
 def now() -> str:
@@ -166,6 +168,11 @@ def run_job(job: Job, frameworks: dict[str, str], progress: Progress) -> CaseRes
     else:
         for name in ("comparisons", "tables", "plots", "timings", "facts", "notes", "extra"):
             setattr(result, name, getattr(out, name))
+        # A case that ran but compared nothing it exists for (the cross-framework case with no framework
+        # configured) says why in extra[SKIPPED_REASON]: skipped, with what it did measure kept, not a green "ok".
+        reason = result.extra.pop(SKIPPED_REASON, None)
+        if reason:
+            result.status, result.reason = SKIPPED, redact(str(reason))
     result.elapsed_s = round(time.perf_counter() - t0, 3)
     return result
 

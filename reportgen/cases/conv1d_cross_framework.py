@@ -361,6 +361,10 @@ def run(ctx: CaseContext) -> CaseOutput:
         out.fact("ms.same_split_equals_jax_same", splits_equal(splits["ms"], splits["jax"]))
     _tables(ctx, out, probes, splits, init_rows)
     _notes(out, p, probes)
+    if not any(r.ok for r in probes.values()):  # torch's side alone is measured, but nothing was compared with it
+        out.extra["skipped_reason"] = ("nothing compared: " + "; ".join(
+            f"{FRAMEWORKS[n][2]} {r.skip_text.removeprefix('skipped: ')}" for n, r in probes.items())
+            + " (--framework NAME=PYTHON, docs/frameworks.md)")
     return out
 
 

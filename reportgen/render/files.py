@@ -16,6 +16,7 @@ from typing import Any
 
 from reportgen.errors import UsageError
 from reportgen.render.html import embedded_block
+from reportgen.redact import redact_tree
 from reportgen.writer import writer_gone
 from reportgen.results import RunResult, dumps, load_dict, parse_json, read_text_limited, upgrade
 
@@ -95,8 +96,9 @@ def load_input(path: str | Path) -> dict[str, Any]:
         if gone is not None:
             data["status"] = "interrupted"
             data["writer"] = {**data["writer"], "gone": gone}
-    # Normalise through JSON (as render_html does): plain lists/dicts/strings, keys in results.json order.
-    return json.loads(dumps(data))
+    # Normalise through JSON (as render_html does): plain lists/dicts/strings, keys in results.json order. Redacted
+    # again: an archive written before every string was redacted may still hold the home directory.
+    return redact_tree(json.loads(dumps(data)))
 
 
 # ---------------------------------------------------------------------------------------------- outputs

@@ -87,6 +87,20 @@ def verdict_badge(value: Any) -> Markup:
     return Markup('<span class="badge {}">{}</span>').format(VERDICT_CLASS.get(text, "muted"), text)
 
 
+def is_http_url(value: Any) -> bool:
+    """Whether ``value`` may be an href: an absolute http(s) URL with a host and no whitespace or control
+    characters. Every href built from data passes this (as the Jinja test ``http_url``): an archive is data, and a
+    ``javascript:`` or ``data:`` source in it must stay text, not become a live link."""
+    if not isinstance(value, str) or len(value) > 2000 or re.search(r"[\s\x00-\x1f\x7f]", value):
+        return False
+    from urllib.parse import urlsplit
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
 def environment(loader_root: Path | None = None) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(loader_root or templates_dir())),
@@ -96,6 +110,7 @@ def environment(loader_root: Path | None = None) -> jinja2.Environment:
     )
     env.filters.update(num=fmt_num, dur=fmt_duration, anchor=anchor, verdict=verdict_badge, worst_verdict=worst_verdict,
                        comparison_note=comparison_note)
+    env.tests["http_url"] = is_http_url
     return env
 
 
