@@ -474,6 +474,10 @@ def load_suite(name_or_path: str) -> SuiteSpec:
         raise UsageError(f"{where}: invalid YAML: {detail[:160]}") from None
     except RecursionError:  # a safety net: MAX_YAML_DEPTH stops nesting long before the stack
         raise UsageError(f"{where}: invalid YAML: nested too deeply") from None
+    except yaml.reader.ReaderError as exc:  # a NUL or other control character: no problem_mark, no problem
+        raise UsageError(f"{where}: invalid YAML: unacceptable character "
+                         f"{chr(exc.character) if isinstance(exc.character, int) else exc.character!r} at byte "
+                         f"{exc.position}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
