@@ -55,20 +55,44 @@ def test_every_corpus_file_has_an_expectation():
     assert len(files) >= 40
 
 
-@pytest.mark.parametrize("name,code,text", [e for e in EXPECT if e[0].startswith("suite_")], ids=lambda v: str(v))
-def test_hostile_suite(tmp_path, name, code, text):
-    out = tmp_path / "out"
-    one_line_error(cli("run", "--suite", str(HOSTILE / name), "--out", str(out)), code, str(HOSTILE / name), text)
+SUITES = [e for e in EXPECT if e[0].startswith("suite_")]
+ARCHIVES = [e for e in EXPECT if not e[0].startswith("suite_")]
+
+
+@pytest.fixture(scope="module")
+def corpus_runs(tmp_path_factory) -> dict[tuple[str, str], tuple[subprocess.CompletedProcess, Path]]:
+    """Every corpus file through the CLI once, a few processes at a time (each `run` imports torch: seconds);
+    the tests below check one result each. (name, command) -> (process, its --out directory)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    root = tmp_path_factory.mktemp("hostile")
+    jobs: dict[tuple[str, str], tuple[list[str], Path]] = {}
+    for name, _, _ in SUITES:
+        out = root / name / "out"
+        jobs[name, "run"] = (["run", "--suite", str(HOSTILE / name), "--out", str(out)], out)
+    for name, _, _ in ARCHIVES:
+        out = root / name / "r"
+        jobs[name, "render"] = (["render", str(HOSTILE / name), "--out", str(out)], out)
+        out = root / name / "c"
+        jobs[name, "compare"] = (["compare", str(HOSTILE / name), str(FIXTURE), "--out", str(out)], out)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = {key: pool.submit(cli, *args) for key, (args, _) in jobs.items()}
+        return {key: (f.result(), jobs[key][1]) for key, f in futures.items()}
+
+
+@pytest.mark.parametrize("name,code,text", SUITES, ids=lambda v: str(v))
+def test_hostile_suite(corpus_runs, name, code, text):
+    proc, out = corpus_runs[name, "run"]
+    one_line_error(proc, code, str(HOSTILE / name), text)
     assert not out.exists()  # refused at load: no run directory, no half-written archive
 
 
-@pytest.mark.parametrize("name,code,text", [e for e in EXPECT if not e[0].startswith("suite_")],
-                         ids=lambda v: str(v))
-def test_hostile_archive_for_render_and_compare(tmp_path, name, code, text):
-    path = str(HOSTILE / name)
-    one_line_error(cli("render", path, "--out", str(tmp_path / "r")), code, path, text)
-    one_line_error(cli("compare", path, str(FIXTURE), "--out", str(tmp_path / "c")), code, path, text)
-    assert not (tmp_path / "r").exists() and not list(tmp_path.glob("c/*"))
+@pytest.mark.parametrize("name,code,text", ARCHIVES, ids=lambda v: str(v))
+@pytest.mark.parametrize("command", ["render", "compare"])
+def test_hostile_archive(corpus_runs, name, code, text, command):
+    proc, out = corpus_runs[name, command]
+    one_line_error(proc, code, str(HOSTILE / name), text)
+    assert not out.exists() or not list(out.iterdir())
 
 
 # ---------------------------------------------------------------------------------------- made at test time
