@@ -26,10 +26,12 @@ def _host_id() -> str:
 
 
 def _boot_id() -> str | None:
+    # Hashed like the host: only equality matters, and the raw id would fingerprint the machine in a public report.
     try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip() or None
+        raw = Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
     except OSError:
         return None
+    return hashlib.sha256(raw.encode()).hexdigest()[:16] if raw else None
 
 
 def _start_ticks(pid: int) -> int | None:

@@ -197,3 +197,20 @@ def test_full_disk_at_the_results_write_is_one_line_and_keeps_valid_json(tmp_pat
     data = json.loads(results.read_text())  # the last complete write
     assert [c["case"] for c in data["cases"]] == ["first"]
     assert not list(results.parent.glob("*.tmp"))
+
+
+def test_writer_gone_tells_dead_reused_and_rebooted_writers_from_live_ones():
+    from reportgen.writer import writer_gone, writer_info
+
+    me = writer_info("2026-01-01T00:00:00+00:00")
+    assert writer_gone(me) is None  # this process: alive
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    assert "no longer running" in writer_gone({**me, "pid": child.pid, "pid_start": None})
+    if me["pid_start"] is not None:  # a live pid that started at another time is another process
+        assert "another process" in writer_gone({**me, "pid_start": me["pid_start"] + 1})
+    if me["boot"] is not None:
+        assert "booted" in writer_gone({**me, "boot": "0" * 16})
+    recent = {**me, "host": "elsewhere", "updated": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())}
+    assert writer_gone(recent) is None  # another host, written just now: cannot tell, so still running
+    assert writer_gone(None) is None and writer_gone({"pid": "x"}) is None  # unknown writer: left as it is
