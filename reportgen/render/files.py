@@ -143,6 +143,10 @@ def write_file(path: Path, content: str | bytes) -> None:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
         raise UsageError(f"{path}: cannot write: {exc.strerror or exc}") from None
+    except BaseException:  # Ctrl-C or SIGTERM mid-write: no half-written temporary left beside the reports
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
 
 
 def _render(fmt: str, data: dict[str, Any], stem: str, page_size: str, html: str | None) -> str | bytes:
