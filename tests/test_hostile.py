@@ -235,3 +235,20 @@ def test_an_https_source_stays_a_link(tmp_path):
     assert cli("render", str(path), "--out", str(tmp_path / "r")).returncode == 0
     html = (tmp_path / "r" / "report.html").read_text()
     assert html.count('href="https://www.mindspore.cn/docs/x.html"') >= 2  # the section's and the claims'
+
+
+@pytest.mark.parametrize("settings,text", [
+    ({"num_threads": 0}, "num_threads must be an integer in [1, "),
+    ({"num_threads": 100_000}, "num_threads must be an integer in [1, "),
+    ({"float32_matmul_precision": "garbage"}, "must be one of highest, high, medium"),
+    ({"mkldnn_conv_fp32_precision": "fp8"}, "must be one of ieee, tf32, bf16, none"),
+])
+def test_applied_settings_refuses_values_outside_their_constraints_before_changing_anything(settings, text):
+    import torch
+
+    from reportgen.measure.settings import applied_settings, capture_settings
+    before = capture_settings()
+    with pytest.raises(TypeError, match=re.escape(text)):
+        with applied_settings(**settings):
+            pass
+    assert capture_settings() == before and torch.get_float32_matmul_precision() == before["float32_matmul_precision"]
