@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -13,13 +12,58 @@ from typing import Any, NoReturn
 import click
 
 from reportgen.errors import UsageError
-from reportgen.suite import DTYPES, check_device
+from reportgen.suite import DTYPES, check_device, check_seed
+
+
+# Exit codes of a run ended by a signal: the shell's 128 + signal number, as the README documents.
+EXIT_SIGINT, EXIT_SIGTERM = 130, 143
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (a job scheduler's stop, `kill`), raised in the main thread like Ctrl-C's KeyboardInterrupt, so every
+    path that keeps a partial archive on Ctrl-C keeps it on SIGTERM too."""
+
+
+_terminated = False  # set by the SIGTERM handler: the exit code and the message say which signal ended the run
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    global _terminated
+    _terminated = True
+    raise _Terminated()
+
+
+def _signal_exit_code() -> int:
+    return EXIT_SIGTERM if _terminated else EXIT_SIGINT
+
+
+def _signal_name() -> str:
+    return "terminated (SIGTERM)" if _terminated else "interrupted"
 
 
 class _Group(click.Group):
-    """Turns UsageError (bad suite, bad option, bad input file) into one line on stderr and exit code 2."""
+    """Turns UsageError (bad suite, bad option, bad input file) into one line on stderr and exit code 2, and an
+    interrupt anywhere (Ctrl-C, SIGTERM: still importing torch, rendering the PDF) into one line and 130 / 143
+    instead of click's "Aborted!" and exit 1."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        global _terminated
+        _terminated = False
+        previous = None
+        try:
+            previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        except ValueError:  # not the main thread (an embedding caller): leave signals to it
+            pass
+        try:
+            return self._invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo(f"reportgen: {_signal_name()}", err=True)
+            sys.exit(_signal_exit_code())
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+
+    def _invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except UsageError as exc:
@@ -48,18 +92,8 @@ def _frameworks(values: tuple[str, ...]) -> dict[str, str]:
 
 
 def _interpreter(name: str, path: str) -> str:
-    # Checked here, where the user typed it: a missing interpreter would otherwise only turn into a skipped
-    # probe deep inside a report, and the run would exit 0 as if the framework had been compared.
-    if os.sep in path:
-        p = Path(path).expanduser()
-        if not p.is_file() or not os.access(p, os.X_OK):
-            why = "no such file" if not p.exists() else "not an executable file"
-            raise UsageError(f"--framework {name}={path}: {why}; expected the python of {name}'s environment")
-        return str(p.resolve())  # the probe runs in a temporary directory: a relative path would not resolve
-    found = shutil.which(path)
-    if found is None:
-        raise UsageError(f"--framework {name}={path}: no such command on PATH")
-    return found
+    from reportgen.suite import check_interpreter
+    return check_interpreter(name, path, f"--framework {name}={path}")
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -90,25 +124,46 @@ def run_cmd(suite_name: str, devices: tuple[str, ...], dtypes: tuple[str, ...], 
             out_dir: str, seed: int | None, run_id: str | None, framework_opts: tuple[str, ...], formats: str,
             page_size: str) -> None:
     """Run a suite; write results.json and the reports (default report.html) under OUT/<run-id>/."""
-    from reportgen import runner, suite as suite_mod
-    from reportgen.render.files import parse_formats, write_reports
+    from reportgen import suite as suite_mod
+    from reportgen.render.files import parse_formats
 
     fmts = parse_formats(formats)
+    _check_run_options(fmts, devices, seed, run_id)
+    spec = suite_mod.load_suite(suite_name).select(case_names).override(devices, dtypes, seed)
+    run = _run_and_report(spec, out_dir, run_id, _frameworks(framework_opts), fmts, page_size)
+    sys.exit(1 if any(c.status == "error" for c in run.cases) else 0)
+
+
+def _check_run_options(fmts: list[str], devices: tuple[str, ...], seed: int | None, run_id: str | None) -> None:
+    """What `run` and `check` refuse before anything loads or runs (exit 2)."""
+    from reportgen import runner
+
     if "pdf" in fmts:  # fail now, not after a run of several minutes
         from reportgen.render.pdf import check_available
         check_available()
     for d in devices:
         check_device(d, "--device")
+    if seed is not None:
+        check_seed(seed, "--seed")
+    if devices:
+        _check_devices_exist(devices)
     if run_id is not None:  # before the suite loads and the environment is captured
         runner.check_run_id(run_id, "--run-id")
-    spec = suite_mod.load_suite(suite_name).select(case_names).override(devices, dtypes, seed)
+
+
+def _run_and_report(spec: Any, out_dir: str, run_id: str | None, frameworks: dict[str, str], fmts: list[str],
+                    page_size: str) -> Any:
+    """Run ``spec`` into OUT/<run-id>/, render the reports, print the summary; a signal keeps what finished."""
+    from reportgen import runner
+    from reportgen.render.files import write_reports
+
     t0 = time.perf_counter()
     try:
         run, path = runner.run_suite(spec, Path(out_dir), command=["reportgen", *sys.argv[1:]],
-                                     frameworks=_frameworks(framework_opts), run_id=run_id, progress=_progress)
+                                     frameworks=frameworks, run_id=run_id, progress=_progress)
     except KeyboardInterrupt:  # before the first results.json was written (environment capture): nothing to keep
-        click.echo("interrupted before the run started: no results written", err=True)
-        sys.exit(130)
+        click.echo(f"{_signal_name()} before the run started: no results written", err=True)
+        sys.exit(_signal_exit_code())
     if run.status == "interrupted":
         _interrupted(run.to_dict(), path, fmts, page_size)
     written = write_reports(run.to_dict(), path.parent, "report", fmts, force=False, page_size=page_size)
@@ -116,7 +171,7 @@ def run_cmd(suite_name: str, devices: tuple[str, ...], dtypes: tuple[str, ...], 
     click.echo(f"results: {path}")
     for p in written:
         click.echo(f"report:  {p}")
-    sys.exit(1 if any(c.status == "error" for c in run.cases) else 0)
+    return run
 
 
 @main.command("check")
@@ -139,47 +194,41 @@ def check_cmd(file: str, devices: tuple[str, ...], dtypes: tuple[str, ...], out_
     """Check your own pair: FILE.py defines a, b (callables taking the inputs) and inputs (a callable returning
     them); writes results.json and report.html as `run` does. Exit 0 when a and b are identical or within
     rounding, 1 when they are not (or the check errored), 2 on a bad file."""
-    from reportgen import api, runner
-    from reportgen.render.files import parse_formats, write_reports
+    from reportgen import api
+    from reportgen.render.files import parse_formats
 
     fmts = parse_formats(formats)
-    if "pdf" in fmts:
-        from reportgen.render.pdf import check_available
-        check_available()
-    for d in devices:
-        check_device(d, "--device")
-    if run_id is not None:
-        runner.check_run_id(run_id, "--run-id")
+    _check_run_options(fmts, devices, seed, run_id)
     spec = api.suite_from_file(file, timing=timing).override(devices, dtypes, seed)
-    t0 = time.perf_counter()
-    try:
-        run, path = runner.run_suite(spec, Path(out_dir), command=["reportgen", *sys.argv[1:]], run_id=run_id,
-                                     progress=_progress)
-    except KeyboardInterrupt:
-        click.echo("interrupted before the run started: no results written", err=True)
-        sys.exit(130)
-    if run.status == "interrupted":
-        _interrupted(run.to_dict(), path, fmts, page_size)
-    written = write_reports(run.to_dict(), path.parent, "report", fmts, force=False, page_size=page_size)
-    _summary(run.to_dict(), time.perf_counter() - t0)
+    run = _run_and_report(spec, out_dir, run_id, {}, fmts, page_size)
     for c in run.cases:
         if c.status == "ok":
             worse = c.facts.get("worse_side")
             click.echo(f"  {c.id}: {c.facts.get('verdict')}" + (f" (farther from the reference: {worse})"
                                                                    if worse else ""))
-    click.echo(f"results: {path}")
-    for p in written:
-        click.echo(f"report:  {p}")
     equivalent = all(c.status == "ok" and c.facts.get("verdict") in ("identical", "within rounding")
                      for c in run.cases if c.status != "skipped")
     sys.exit(0 if equivalent else 1)
 
 
+def _check_devices_exist(devices: tuple[str, ...]) -> None:
+    """--device values that cannot run here: a warning line each; UsageError when none of them can (a run that
+    would skip every result and exit 0 measures nothing)."""
+    from reportgen.runner import resolve_device
+
+    missing = {d: why for d in dict.fromkeys(devices) if (why := resolve_device(d)[1])}
+    if missing and len(missing) == len(set(devices)):
+        raise UsageError(f"--device {', '.join(missing)}: {'; '.join(dict.fromkeys(missing.values()))}: none of the "
+                         "requested devices exists on this machine")
+    for d, why in missing.items():
+        click.echo(f"reportgen: warning: --device {d}: {why}; its results will be skipped", err=True)
+
+
 def _interrupted(data: dict[str, Any], path: Path, fmts: list[str], page_size: str) -> NoReturn:
-    """Ctrl-C: say where the partial archive is, render what is quick (not the PDF: a user who pressed Ctrl-C
-    wants out), exit 130. A second Ctrl-C while rendering just leaves."""
+    """Ctrl-C or SIGTERM: say where the partial archive is, render what is quick (not the PDF: a user who pressed
+    Ctrl-C wants out), exit 130 (143 for SIGTERM). A second signal while rendering just leaves."""
     from reportgen.render.files import write_reports
-    click.echo(f"interrupted: {len(data.get('cases', []))} finished result(s) kept in {path} "
+    click.echo(f"{_signal_name()}: {len(data.get('cases', []))} finished result(s) kept in {path} "
                "(status 'interrupted')", err=True)
     quick = [f for f in fmts if f != "pdf"]
     try:
@@ -190,7 +239,7 @@ def _interrupted(data: dict[str, Any], path: Path, fmts: list[str], page_size: s
         pass
     if "pdf" in fmts:
         click.echo(f"PDF not written: reportgen render {path} --format pdf", err=True)
-    sys.exit(130)
+    sys.exit(_signal_exit_code())
 
 
 @main.command("render")
@@ -245,6 +294,9 @@ def compare_cmd(inputs: tuple[str, ...], out_dir: str, formats: str, page_size: 
         detail = " ".join(str(exc).split())
         raise UsageError(f"{', '.join(inputs)}: cannot compare: malformed results ({type(exc).__name__}: "
                          f"{detail})") from None
+    from reportgen.redact import redact_tree
+
+    model = redact_tree(model)  # the input paths it names, too
     written = write_reports(model, Path(out_dir), "compare", fmts, force=force, page_size=page_size,
                             source=", ".join(inputs))
     click.echo(terminal_summary(model, report=", ".join(map(str, written)) or None), nl=False)
@@ -253,10 +305,20 @@ def compare_cmd(inputs: tuple[str, ...], out_dir: str, formats: str, page_size: 
 def _summary(data: dict[str, Any], wall_s: float) -> None:
     from reportgen.render.html import worst_verdict
 
-    click.echo(f"\n{data['suite']['name']}: {len(data['cases'])} results in {wall_s:.1f} s")
+    cases = data["cases"]
+    measured = sum(c["status"] == "ok" for c in cases)
+    skipped = sum(c["status"] == "skipped" for c in cases)
+    errors = len(cases) - measured - skipped
+    click.echo(f"\n{data['suite']['name']}: {len(cases)} results in {wall_s:.1f} s: {measured} measured something, "
+               f"{skipped} skipped, {errors} error(s)")
+    if cases and not measured:
+        click.echo("nothing was measured: every result was skipped or failed (reasons below)")
     for c in data["cases"]:
         worst = worst_verdict([x["verdict"] for x in c["comparisons"]])
-        detail = f"worst comparison: {worst}" if worst else (c["reason"] or "")
+        if c["status"] != "ok" and c["reason"]:  # a skipped result's comparisons are not its verdict
+            detail = c["reason"]
+        else:
+            detail = f"worst comparison: {worst}" if worst else (c["reason"] or "")
         click.echo(f"  {c['status']:<8} {c['id']:<45} {detail}")
     if data.get("claims"):
         counts: dict[str, int] = {}
@@ -272,7 +334,9 @@ def env_cmd(as_json: bool) -> None:
     from reportgen.measure.environment import collect_environment
     from reportgen.results import dumps
 
-    env = collect_environment()
+    from reportgen.redact import redact_tree
+
+    env = redact_tree(collect_environment())
     if as_json:
         click.echo(dumps(env), nl=False)
         return

@@ -4,6 +4,8 @@ History of ``SCHEMA_VERSION`` (bump it, add a line here and a migration in ``_MI
 file of the old version under tests/fixtures/):
 
 1 (reportgen 0.1.0): first version.
+2: ``writer`` (pid, hashed host, boot id, pid start time, time of the last write) of the process writing the
+   archive, so a reader can tell a run that was killed (still ``running``) from one in progress; None before.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -18,12 +21,16 @@ from typing import Any, Callable
 
 from reportgen.errors import UsageError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 OK, ERROR, SKIPPED = "ok", "error", "skipped"
 
 #: old version -> function upgrading a dict of that version to the next one.
-_MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    return {**data, "writer": None, "schema_version": 2}  # the writer of an old archive is unknown
+
+
+_MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2}
 
 
 @dataclass
@@ -69,10 +76,15 @@ class RunResult:
     finished: str | None = None
     cases: list[CaseResult] = field(default_factory=list)
     claims: list[dict[str, Any]] = field(default_factory=list)
+    # the process that wrote this archive (reportgen.writer.writer_info), refreshed with every write
+    writer: dict[str, Any] | None = None
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
-        return sanitize(asdict(self))
+        # The one choke point between a run and everything written from it (results.json, the reports): the home
+        # directory and key=value secrets leave no string, whichever field it is in (suite.path used to).
+        from reportgen.redact import redact_tree
+        return redact_tree(sanitize(asdict(self)))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunResult":
@@ -144,16 +156,60 @@ def upgrade(data: dict[str, Any], source: str) -> dict[str, Any]:
     return data
 
 
-def load_dict(path: Path) -> dict[str, Any]:
-    """Read a results.json (any supported schema version) into an up-to-date dict; UsageError on bad input."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
+# Limits on an archive read back: generous for real ones (the default suite's results.json is ~1 MB, ~10 levels deep),
+# small enough that a hostile or corrupt file is refused in one line instead of a RecursionError, the int-string
+# ValueError, or gigabytes of memory.
+MAX_INPUT_BYTES = 256 << 20
+MAX_JSON_DEPTH = 100
+
+
+def _check_depth(data: Any, source: str) -> None:
+    """UsageError when ``data`` nests deeper than MAX_JSON_DEPTH (iterative: the check itself must not recurse)."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        obj, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise UsageError(f"{source}: nested deeper than {MAX_JSON_DEPTH} levels; not a reportgen results file")
+        if isinstance(obj, dict):
+            stack.extend((v, depth + 1) for v in obj.values())
+        elif isinstance(obj, list):
+            stack.extend((v, depth + 1) for v in obj)
+
+
+def parse_json(text: str, source: str) -> Any:
+    """``json.loads`` for an archive, every way it can fail as a one-line UsageError naming ``source``."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise UsageError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+        raise UsageError(f"{source}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    except RecursionError:
+        raise UsageError(f"{source}: nested too deeply; not a reportgen results file") from None
+    except ValueError as exc:  # an integer past Python's int-string limit (4,300 digits)
+        detail = " ".join(str(exc).split())
+        if "integer string conversion" in detail:
+            detail = f"an integer with more than {sys.get_int_max_str_digits():,} digits"
+        raise UsageError(f"{source}: not a reportgen results file ({detail[:160]})") from None
+    _check_depth(data, source)
+    return data
+
+
+def read_text_limited(path: Path, what: str = "a reportgen results file") -> str:
+    """The UTF-8 text of ``path``; UsageError (naming it) when unreadable, larger than MAX_INPUT_BYTES or not
+    UTF-8."""
+    try:
+        size = Path(path).stat().st_size
+        if size > MAX_INPUT_BYTES:
+            raise UsageError(f"{path}: {size:,} bytes, more than the {MAX_INPUT_BYTES:,} read back; is it {what}?")
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: not UTF-8 text (byte {exc.start}); is it {what}?") from None
+
+
+def load_dict(path: Path) -> dict[str, Any]:
+    """Read a results.json (any supported schema version) into an up-to-date dict; UsageError on bad input."""
+    data = parse_json(read_text_limited(path), str(path))
     if not isinstance(data, dict):
         raise UsageError(f"{path}: not a reportgen results file (top level is not an object)")
     return upgrade(data, str(path))

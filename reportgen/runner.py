@@ -26,10 +26,13 @@ from reportgen.measure.environment import collect_environment, redact
 from reportgen.measure.settings import applied_settings
 from reportgen.results import ERROR, OK, SKIPPED, CaseResult, RunResult, jsonable, write_json_atomic
 from reportgen.suite import CaseSpec, SuiteSpec
+from reportgen.writer import writer_info
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
            "bfloat16": torch.bfloat16}
 Progress = Callable[[str], None]
+#: CaseOutput.extra key by which a case that returned normally says it compared nothing (the result is skipped).
+SKIPPED_REASON = "skipped_reason"
 
 
 def now() -> str:
@@ -167,6 +170,11 @@ def run_job(job: Job, frameworks: dict[str, str], progress: Progress) -> CaseRes
     else:
         for name in ("comparisons", "tables", "plots", "timings", "facts", "notes", "extra"):
             setattr(result, name, getattr(out, name))
+        # A case that ran but compared nothing it exists for (the cross-framework case with no framework
+        # configured) says why in extra[SKIPPED_REASON]: skipped, with what it did measure kept, not a green "ok".
+        reason = result.extra.pop(SKIPPED_REASON, None)
+        if reason:
+            result.status, result.reason = SKIPPED, redact(str(reason))
     result.elapsed_s = round(time.perf_counter() - t0, 3)
     return result
 
@@ -179,18 +187,36 @@ def _evaluate_claims(suite: SuiteSpec, run: RunResult) -> None:
     run.claims = claims.evaluate(suite, run.cases)
 
 
+class ResultsWriteError(UsageError):
+    """results.json could not be written (disk full, quota, file size limit): one line, exit 2, no traceback."""
+
+
+def _save(path: Path, run: RunResult) -> None:
+    """Write the archive with this process as its writer; ResultsWriteError (naming the path and what is kept)
+    when the file system refuses. The write is atomic, so what was written before stays valid JSON."""
+    run.writer = writer_info(now())
+    try:
+        write_json_atomic(path, run.to_dict())
+    except OSError as exc:
+        kept = "nothing was kept" if not path.exists() else "its last complete version is kept"
+        raise ResultsWriteError(f"{path}: cannot write results: {exc.strerror or exc}; {kept}") from None
+
+
 def run_suite(suite: SuiteSpec, out_dir: Path, *, command: list[str], frameworks: dict[str, str] | None = None,
               run_id: str | None = None, progress: Progress = lambda msg: None) -> tuple[RunResult, Path]:
     """Run every job of ``suite`` into ``out_dir/<run_id>/results.json``; never overwrites an earlier run.
 
-    Ctrl-C ends the run early: the cases that finished are kept, with ``run.status == "interrupted"``."""
+    Ctrl-C (or SIGTERM, which the CLI turns into KeyboardInterrupt) ends the run early: the cases that finished
+    are kept, with ``run.status == "interrupted"``. A write that fails (disk full) raises ResultsWriteError after
+    one last attempt to mark the archive ``interrupted``; a reader also shows an archive whose writer is gone as
+    interrupted (reportgen.writer)."""
     run_id = run_id or new_run_id(suite.name)
     path = _run_dir(out_dir, run_id) / "results.json"
     frameworks = {**suite.frameworks, **(frameworks or {})}
     run = RunResult(run_id=run_id, started=now(), command=[redact(a) for a in command], suite=suite.to_dict(),
                     environment=collect_environment(), tool_version=__version__)
     run.suite["frameworks"] = {k: redact(v) for k, v in frameworks.items()}
-    write_json_atomic(path, run.to_dict())
+    _save(path, run)
     jobs = plan(suite)
     try:
         for i, job in enumerate(jobs, start=1):
@@ -198,14 +224,19 @@ def run_suite(suite: SuiteSpec, out_dir: Path, *, command: list[str], frameworks
             result = run_job(job, frameworks, progress)
             run.cases.append(result)
             _evaluate_claims(suite, run)
-            write_json_atomic(path, run.to_dict())
+            _save(path, run)
             tail = f": {result.reason}" if result.reason else ""
             progress(f"[{i}/{len(jobs)}] {job.id} {result.status} ({result.elapsed_s:.1f} s){tail}")
     except KeyboardInterrupt:
         # Returned, not re-raised: the caller still knows where the partial archive is and can render it.
         run.status, run.finished = "interrupted", now()
-        write_json_atomic(path, run.to_dict())
+        _save(path, run)
         return run, path
+    except ResultsWriteError:
+        run.status, run.finished = "interrupted", now()
+        with contextlib.suppress(ResultsWriteError):  # may fit where the longer one did not; often it will not
+            _save(path, run)
+        raise
     run.status, run.finished = "complete", now()
-    write_json_atomic(path, run.to_dict())
+    _save(path, run)
     return run, path

@@ -6,7 +6,11 @@ Every validation error is a UsageError whose one line names the file, the case a
 from __future__ import annotations
 
 import math
+import os
 import re
+import shutil
+import subprocess
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -32,6 +36,19 @@ _NAME_RE = re.compile(r"[^./\\<>\x00-\x1f\x7f][^/\\<>\x00-\x1f\x7f]{0,63}")
 # Integer params with a positive default are sizes or counts and must be >= 1 (batch: -1 used to crash with
 # "negative dimension"); these few are counts where 0 is documented to switch a part of the case off.
 ZERO_ALLOWED_PARAMS = frozenset({"steps", "train_steps", "thread_check_seeds", "pad"})
+# Upper limits. A size or count with no upper bound (seeds: 10**9, rounds: 10**9) runs until killed, and a number
+# above ~2**31 overflows a tensor dimension somewhere deep in torch; the limits are far above any useful value
+# (the bundled suites use at most a few thousand) and say so in the error, so a user who needs more can ask.
+MAX_COUNT = 1_000_000  # any integer case param (a size or a count) and any list param's length
+MAX_ROUNDS = 100_000  # timing rounds (x 2 sides x min_sample_s 0.02 s: about an hour)
+MAX_MIN_SAMPLE_S = 60.0  # seconds per timing sample
+# Seeds: torch.Generator.manual_seed accepts [-2**63, 2**64) and raises "Overflow when unpacking long long" above;
+# the cases seed generators with seed + a small offset, so non-negative seeds below 2**63 always stay in range.
+SEED_MIN, SEED_MAX = 0, 2**63 - 1
+# A suite is a hand-written file of a few KB: these bound what a hostile or broken one can cost at load.
+MAX_SUITE_BYTES = 1 << 20
+MAX_YAML_DEPTH = 64  # nesting levels; deeper documents used to end in RecursionError
+MAX_YAML_NODES = 100_000  # nodes after alias expansion: a 741-byte "billion laughs" suite made a 524 MB archive
 
 
 @dataclass(frozen=True)
@@ -131,15 +148,85 @@ def resolve(name_or_path: str) -> Path:
     return suites[name_or_path]
 
 
+class _SuiteLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses what a suite never needs and a hostile file uses: nesting deeper than
+    MAX_YAML_DEPTH (the composer recurses: RecursionError), aliases expanding beyond MAX_YAML_NODES nodes (a
+    "billion laughs" file), and a key given twice in one mapping (PyYAML keeps the last one silently)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_YAML_DEPTH} levels",
+                                                  self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def compose_document(self) -> Any:
+        node = super().compose_document()
+        _check_expansion(node)
+        return node
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, Any] = {}
+            for key_node, _ in node.value:
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} (first at line {seen[key].line + 1})",
+                        key_node.start_mark)
+                seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+def _check_expansion(root: Any) -> None:
+    """ComposerError when the document, with every alias expanded, has more than MAX_YAML_NODES nodes. Sizes are
+    memoised per node object, so a bomb is measured in time linear in its (small) text, never expanded."""
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()  # nodes being measured: meeting one again means an alias inside its own anchor
+
+    def size(node: Any) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        if id(node) in open_:
+            raise yaml.composer.ComposerError(None, None, "an alias refers to a node that contains it "
+                                              "(a recursive structure)", node.start_mark)
+        open_.add(id(node))
+        n = 1
+        if isinstance(node, yaml.SequenceNode):
+            n += sum(size(v) for v in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            n += sum(size(k) + size(v) for k, v in node.value)
+        open_.discard(id(node))
+        sizes[id(node)] = n
+        if n > MAX_YAML_NODES:
+            raise yaml.composer.ComposerError(None, None, f"expands to more than {MAX_YAML_NODES:,} nodes "
+                                              "(aliases repeated too often?)", node.start_mark)
+        return n
+
+    if root is not None:
+        size(root)
+
+
 def _type_name(t: type) -> str:
     return {int: "an integer", float: "a number", bool: "true/false", str: "a string"}.get(t, t.__name__)
 
 
 def _check(value: Any, want: type, where: str) -> Any:
     if want is float and isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) > 2**1000:  # float() would raise OverflowError
+            raise UsageError(f"{where}: expected a finite number, got {_short(value)}")
         return float(value)
     if not isinstance(value, want) or (want is int and isinstance(value, bool)):
-        raise UsageError(f"{where}: expected {_type_name(want)}, got {value!r}")
+        raise UsageError(f"{where}: expected {_type_name(want)}, got {_short(value)}")
     return value
 
 
@@ -157,13 +244,35 @@ def _unknown(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
         raise UsageError(f"{where}: unknown key {extra[0]!r} (allowed: {', '.join(sorted(allowed))})")
 
 
+_UPPER: dict[str, float] = {"rounds": MAX_ROUNDS, "min_sample_s": MAX_MIN_SAMPLE_S}
+
+
 def _limit(value: Any, key: str, where: str) -> Any:
     if key not in _LIMITS or isinstance(value, bool):
         return value
     low = _LIMITS[key]
-    if not math.isfinite(value) or value < low:
-        raise UsageError(f"{where}: must be >= {low:g}, got {value!r}")
+    if (isinstance(value, float) and not math.isfinite(value)) or value < low:
+        raise UsageError(f"{where}: must be >= {low:g}, got {_short(value)}")
+    if key in _UPPER and value > _UPPER[key]:
+        raise UsageError(f"{where}: must be <= {_UPPER[key]:g} (the limit on {key}), got {_short(value)}")
     return value
+
+
+def check_seed(value: Any, where: str) -> int:
+    """A seed torch accepts, whatever small offset a case adds; UsageError naming ``where`` otherwise."""
+    value = _check(value, int, where)
+    if not SEED_MIN <= value <= SEED_MAX:
+        raise UsageError(f"{where}: seed must be an integer in [{SEED_MIN}, 2**63-1], got {_short(value)}")
+    return value
+
+
+def _short(value: Any) -> str:
+    """repr of ``value`` cut to a readable length (a 5,000-digit integer must not become a 5,000-character line)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**40:
+        # str() of an integer past 4,300 digits raises ValueError (sys.set_int_max_str_digits): count bits
+        return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _typed_block(data: Any, schema: dict[str, type], cls: type, where: str, base: Any) -> Any:
@@ -189,7 +298,10 @@ def _param(value: Any, default: Any, where: str, key: str, zero_ok: bool = False
         low = 0 if zero_ok or default == 0 else 1
         if default >= 0 and value < low:
             raise UsageError(f"{where}: key '{key}': must be {'a non-negative' if low == 0 else 'a positive'} "
-                             f"integer (a size or count), got {value!r}")
+                             f"integer (a size or count), got {_short(value)}")
+        if default >= 0 and value > MAX_COUNT:
+            raise UsageError(f"{where}: key '{key}': must be at most {MAX_COUNT:,} (the limit on sizes and "
+                             f"counts), got {_short(value)}")
     if isinstance(value, float) and not math.isfinite(value):
         raise UsageError(f"{where}: key '{key}': must be a finite number, got {value!r}")
     return value
@@ -197,7 +309,9 @@ def _param(value: Any, default: Any, where: str, key: str, zero_ok: bool = False
 
 def _param_list(value: Any, default: list[Any], where: str, key: str) -> list[Any]:
     if not isinstance(value, list):
-        raise UsageError(f"{where}: key '{key}': expected a list, got {value!r}")
+        raise UsageError(f"{where}: key '{key}': expected a list, got {_short(value)}")
+    if len(value) > MAX_COUNT:
+        raise UsageError(f"{where}: key '{key}': at most {MAX_COUNT:,} items, got {len(value):,}")
     kinds = {type(d) for d in default}
     if len(kinds) != 1:  # an empty or mixed default declares nothing about its items
         return value
@@ -209,7 +323,7 @@ def _param_list(value: Any, default: list[Any], where: str, key: str) -> list[An
 def _param_mapping(value: Any, default: dict[str, Any], where: str, key: str) -> dict[str, Any]:
     if not isinstance(value, Mapping) or set(value) != set(default):
         raise UsageError(f"{where}: key '{key}': expected a mapping with keys {', '.join(sorted(default))}, "
-                         f"got {value!r}")
+                         f"got {_short(value)}")
     return {k: _param(value[k], default[k], where, f"{key}.{k}") for k in default}
 
 
@@ -217,7 +331,7 @@ def _str_list(value: Any, where: str, allowed: tuple[str, ...] | None = None) ->
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-        raise UsageError(f"{where}: expected a non-empty list of strings, got {value!r}")
+        raise UsageError(f"{where}: expected a non-empty list of strings, got {_short(value)}")
     if allowed is not None:
         for v in value:
             if v not in allowed:
@@ -229,6 +343,41 @@ def check_device(value: str, where: str) -> str:
     if value in ("cpu", "cuda", "auto") or (value.startswith("cuda:") and value[5:].isdigit()):
         return value
     raise UsageError(f"{where}: {value!r} is not a device (cpu, cuda, cuda:N, auto)")
+
+
+INTERPRETER_CHECK_S = 30.0  # a cold Python with a big site-packages starts in ~1 s; a hung one is refused
+
+
+def check_interpreter(name: str, path: str, label: str) -> str:
+    """The absolute path of framework ``name``'s Python ``path`` (``label`` names where it was given: the
+    ``--framework`` option or a suite key); UsageError unless it exists and runs as a Python 3.
+
+    Checked where the user gave it: a missing interpreter would otherwise only turn into a skipped probe deep
+    inside a report, and the run would exit 0 as if the framework had been compared. Running it (``/bin/true`` is
+    an executable too) costs well under a second next to the probe's own import of the framework."""
+    if os.sep in path:
+        p = Path(path).expanduser()
+        if not p.is_file() or not os.access(p, os.X_OK):
+            why = "no such file" if not p.exists() else "not an executable file"
+            raise UsageError(f"{label}: {why}; expected the python of {name}'s environment")
+        found = str(p.resolve())  # the probe runs in a temporary directory: a relative path would not resolve
+    else:
+        which = shutil.which(path)
+        if which is None:
+            raise UsageError(f"{label}: no such command on PATH")
+        found = which
+    try:
+        proc = subprocess.run([found, "-c", "import sys; print(sys.version_info[0])"], capture_output=True,
+                              text=True, timeout=INTERPRETER_CHECK_S, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise UsageError(f"{label}: did not answer within {INTERPRETER_CHECK_S:g} s; is it a python?") from None
+    except OSError as exc:
+        raise UsageError(f"{label}: cannot run it: {exc.strerror or exc}") from None
+    if proc.returncode != 0 or proc.stdout.strip() != "3":
+        raise UsageError(f"{label}: not a Python 3 interpreter (running it with -c printed "
+                         f"{proc.stdout.strip()[:40]!r}, exit {proc.returncode}); expected the python of "
+                         f"{name}'s environment")
+    return found
 
 
 def _claims(value: Any, where: str) -> tuple[ClaimSpec, ...]:
@@ -252,13 +401,16 @@ def _claims(value: Any, where: str) -> tuple[ClaimSpec, ...]:
 
 
 def _settings(value: Any, where: str) -> dict[str, Any]:
-    from reportgen.measure.settings import APPLIERS
+    from reportgen.measure.settings import APPLIERS, check_setting
 
     out = {}
     for key, v in _mapping(value, where).items():
         if key not in APPLIERS:
             raise UsageError(f"{where}.{key}: unknown setting (known: {', '.join(sorted(APPLIERS))})")
         out[key] = _check(v, APPLIERS[key][1], f"{where}.{key}")
+        problem = check_setting(key, out[key])
+        if problem is not None:
+            raise UsageError(f"{where}.{key}: {problem}")
     return out
 
 
@@ -297,7 +449,7 @@ def _case(raw: Any, index: int, defaults: Mapping[str, Any], where_file: str) ->
                     for d in _str_list(raw.get("devices", defaults.get("devices", ["cpu"])),
                                        f"{where}: key 'devices'"))
     dtypes = _str_list(raw.get("dtypes", defaults.get("dtypes", ["float32"])), f"{where}: key 'dtypes'", DTYPES)
-    seed = _check(raw.get("seed", defaults.get("seed", 0)), int, f"{where}: key 'seed'")
+    seed = check_seed(raw.get("seed", defaults.get("seed", 0)), f"{where}: key 'seed'")
     timing = _typed_block(defaults.get("timing"), _TIMING_KEYS, TimingSpec, f"{where_file}: defaults.timing",
                           TimingSpec())
     timing = _typed_block(raw.get("timing"), _TIMING_KEYS, TimingSpec, f"{where}: key 'timing'", timing)
@@ -321,7 +473,23 @@ def load_suite(name_or_path: str) -> SuiteSpec:
     path = resolve(name_or_path)
     where = str(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if path.stat().st_size > MAX_SUITE_BYTES:
+            raise UsageError(f"{where}: {path.stat().st_size:,} bytes; a suite file may have at most "
+                             f"{MAX_SUITE_BYTES:,}")
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_SuiteLoader)  # noqa: S506 (a SafeLoader)
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{where}: not UTF-8 text (byte {exc.start}); is it a suite YAML file?") from None
+    except ValueError as exc:  # a 5,000-digit integer: int() past Python's digit limit
+        detail = " ".join(str(exc).split())
+        if "integer string conversion" in detail:
+            detail = f"an integer with more than {sys.get_int_max_str_digits():,} digits"
+        raise UsageError(f"{where}: invalid YAML: {detail[:160]}") from None
+    except RecursionError:  # a safety net: MAX_YAML_DEPTH stops nesting long before the stack
+        raise UsageError(f"{where}: invalid YAML: nested too deeply") from None
+    except yaml.reader.ReaderError as exc:  # a NUL or other control character: no problem_mark, no problem
+        raise UsageError(f"{where}: invalid YAML: unacceptable character "
+                         f"{chr(exc.character) if isinstance(exc.character, int) else exc.character!r} at byte "
+                         f"{exc.position}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -329,8 +497,6 @@ def load_suite(name_or_path: str) -> SuiteSpec:
         raise UsageError(f"{where}: invalid YAML{at}: {problem}") from None
     except OSError as exc:
         raise UsageError(f"{where}: cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{where}: not UTF-8 text (byte {exc.start}); is it a suite YAML file?") from None
     data = _mapping(data, where)
     _unknown(data, _SUITE_KEYS, where)
     defaults = _mapping(data.get("defaults"), f"{where}: key 'defaults'")
@@ -351,7 +517,8 @@ def load_suite(name_or_path: str) -> SuiteSpec:
         raise UsageError(f"{where}: key 'name': {name!r} is not a plain name (no '/', '\\', '<', '>', control "
                          "characters or leading '.'; at most 64 characters)")
     description = _check(data.get("description", ""), str, f"{where}: key 'description'")
-    frameworks = {k: _check(v, str, f"{where}: key 'frameworks.{k}'")
+    frameworks = {k: check_interpreter(k, _check(v, str, f"{where}: key 'frameworks.{k}'"),
+                                       f"{where}: key 'frameworks.{k}': {v}")
                   for k, v in _mapping(data.get("frameworks"), f"{where}: key 'frameworks'").items()}
     return SuiteSpec(name=name, description=description.strip(), path=str(path), cases=cases,
                      frameworks=frameworks)

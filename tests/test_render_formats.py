@@ -56,7 +56,8 @@ def _pdfinfo(pdf: bytes) -> dict[str, str]:
 # ------------------------------------------------------------------------------------------------ inputs
 
 def test_fixture_is_schema_1_with_every_status(data):
-    assert data["schema_version"] == 1
+    assert json.loads(FIXTURE.read_text())["schema_version"] == 1
+    assert data["schema_version"] == SCHEMA_VERSION and data["writer"] is None  # migrated: writer unknown
     assert {c["status"] for c in data["cases"]} == {"ok", "skipped", "error"}
     assert data["claims"] and data["cases"][0]["timings"][0]["samples_s"]
 

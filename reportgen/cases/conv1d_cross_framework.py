@@ -25,6 +25,7 @@ from torch import nn
 from reportgen.facts import (ANY, BOOL, EXPLAIN_FACTS, NUMBER, STR, FactSpec, comparison_facts, facts,
                              schema, timing_facts)
 from reportgen.cases import CaseContext, CaseOutput, CaseSkipped, register
+from reportgen.errors import UsageError
 from reportgen.measure.numerics import compare, conv1d_bound
 from reportgen.measure.settings import applied_settings
 from reportgen.probes import ProbeResult, run_probe
@@ -331,10 +332,22 @@ FACTS = schema(
 )
 
 
+MAX_TIMEOUT_S = 3600.0  # per probe; MindSpore's import takes seconds, a probe that needs an hour is hung
+
+
+def _validate(p: Any) -> None:
+    if not 0 < p["alpha"] < 1:
+        raise UsageError(f"conv1d_cross_framework: params.alpha: a significance level strictly between 0 and 1, "
+                         f"got {p['alpha']!r}")
+    if not 0 < p["timeout_s"] <= MAX_TIMEOUT_S:
+        raise UsageError(f"conv1d_cross_framework: params.timeout_s: must be in (0, {MAX_TIMEOUT_S:g}] seconds, "
+                         f"got {p['timeout_s']!r}")
+
+
 @register("conv1d_cross_framework",
           "MindSpore nn.Conv1d and JAX lax.conv_general_dilated vs torch.nn.Conv1d: defaults, 'same' padding split, "
           "shapes, default initialisation and numerics, each framework in its own environment.",
-          facts=FACTS, defaults=DEFAULTS)
+          facts=FACTS, defaults=DEFAULTS, validate=_validate)
 def run(ctx: CaseContext) -> CaseOutput:
     if ctx.dtype != torch.float32:
         raise CaseSkipped("the probes exchange float32 arrays (MindSpore's CPU Conv1d is float32); use dtype float32")
@@ -356,6 +369,10 @@ def run(ctx: CaseContext) -> CaseOutput:
         out.fact("ms.same_split_equals_jax_same", splits_equal(splits["ms"], splits["jax"]))
     _tables(ctx, out, probes, splits, init_rows)
     _notes(out, p, probes)
+    if not any(r.ok for r in probes.values()):  # torch's side alone is measured, but nothing was compared with it
+        out.extra["skipped_reason"] = ("nothing compared: " + "; ".join(
+            f"{FRAMEWORKS[n][2]} {r.skip_text.removeprefix('skipped: ')}" for n, r in probes.items())
+            + " (--framework NAME=PYTHON, docs/frameworks.md)")
     return out
 
 

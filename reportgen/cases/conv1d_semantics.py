@@ -447,6 +447,12 @@ def _validate(p: Mapping[str, Any]) -> None:
                          f"dilation*(kernel-1) = {total}")
     groups = _pos_int(p["init_groups"], "init_groups")
     _pos_int(p["init_modules"], "init_modules")
+    if not 0 < p["init_alpha"] < 1:  # a significance level: 0 or 1 make every fit (or none) pass
+        raise UsageError(f"conv1d_semantics: params.init_alpha: a significance level strictly between 0 and 1, "
+                         f"got {p['init_alpha']!r}")
+    if not p["init_control_scale"] > 1:  # the negative control is a range *wider* than the documented one
+        raise UsageError(f"conv1d_semantics: params.init_control_scale: must be > 1 (a range wider than the "
+                         f"documented one, which the test must reject), got {p['init_control_scale']!r}")
     if c_in % groups or c_out % groups:
         raise UsageError(f"conv1d_semantics: params.init_groups: {groups} must divide in_channels ({c_in}) and "
                          f"out_channels ({c_out})")

@@ -32,6 +32,7 @@ from torch import nn
 
 from reportgen.facts import BOOL, EXPLAIN_FACTS, NUMBER, STR, FactSpec, facts, schema
 from reportgen.cases import CaseContext, CaseOutput, register
+from reportgen.errors import UsageError
 from reportgen.measure.numerics import log10_abs_histogram, matmul_bound, unit_roundoff
 from reportgen.measure.settings import applied_settings
 
@@ -474,9 +475,21 @@ FACTS = schema(
 )
 
 
+# Seeds of the one-step protocol and drift steps run one small Adam step each (~0.3 ms on a laptop CPU, several
+# passes per seed): these limits keep a case under about an hour; the published protocol uses 1000 of each.
+MAX_SEEDS = 100_000
+MAX_STEPS = 100_000
+
+
+def _validate(p: Any) -> None:
+    for key, limit in (("seeds", MAX_SEEDS), ("thread_check_seeds", MAX_SEEDS), ("steps", MAX_STEPS)):
+        if p[key] > limit:
+            raise UsageError(f"optimizer_drift: params.{key}: at most {limit:,}, got {p[key]:,}")
+
+
 @register("optimizer_drift", "Conv1d(3, 2, 1) vs Linear(3, 2) from identical parameters under Adam/SGD: one Adam "
           "step over many seeds (the published protocol), then drift over many steps against a float64 copy.",
-          facts=FACTS, defaults=DEFAULTS)
+          facts=FACTS, defaults=DEFAULTS, validate=_validate)
 def run(ctx: CaseContext) -> CaseOutput:
     out = ctx.output()
     ctx.progress(f"one Adam step x {ctx.params['seeds']} seeds")

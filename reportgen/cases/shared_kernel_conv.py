@@ -30,6 +30,7 @@ from reportgen.facts import (ANY, BOOL, EXPLAIN_FACTS, NUMBER, STR, FactSpec, co
 from reportgen.cases import CaseContext, CaseOutput, CaseSkipped, register
 from reportgen.engine import SideOutput, judge, time_sides
 from reportgen.measure.numerics import gamma
+from reportgen.errors import UsageError
 
 DEFAULTS: dict[str, Any] = {
     "batch": 8,
@@ -299,9 +300,17 @@ FACTS = schema(
 )
 
 
+def _validate(p: Any) -> None:
+    # A report step past the last training step used to be dropped silently (the table just lacked the row).
+    late = [s for s in p["train_report_steps"] if s > p["train_steps"]]
+    if late and p["train_steps"]:  # train_steps 0 switches training off: nothing is reported
+        raise UsageError(f"shared_kernel_conv: params.train_report_steps: {late[0]} is beyond train_steps "
+                         f"({p['train_steps']})")
+
+
 @register("shared_kernel_conv", "One 3x3 kernel applied to every channel: expand + grouped conv vs a repeated "
           "grouped weight vs a loop of single-channel convs; forward, summed gradients, the 'average the "
-          "copies' training mistake, timing.", facts=FACTS, defaults=DEFAULTS)
+          "copies' training mistake, timing.", facts=FACTS, defaults=DEFAULTS, validate=_validate)
 def run(ctx: CaseContext) -> CaseOutput:
     _check_supported(ctx)
     out = ctx.output()

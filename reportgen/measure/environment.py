@@ -19,45 +19,13 @@ from typing import Any, Callable
 import torch
 
 from reportgen.measure.settings import capture_settings, unavailable
+from reportgen.redact import _SECRET_NAME, REDACTED, redact  # noqa: F401 (REDACTED, redact: re-exported)
 
 ENV_ALLOW_PREFIXES = ("CUDA_", "CUBLAS", "CUDNN_", "NVIDIA_TF32_OVERRIDE", "OMP_", "MKL_", "OPENBLAS_",
                       "ONEDNN_", "DNNL_", "KMP_", "PYTORCH_", "TORCH_")
-# Words that mark a variable as holding a secret. Long, unambiguous ones match anywhere in the name; short ones
-# (PASS, PWD, SIG, ...) only as a whole "_"-separated word, so that e.g. a *_BYPASS_* or *_PASSES switch
-# is still shown. Settings such as CUDA_VISIBLE_DEVICES, PYTORCH_CUDA_ALLOC_CONF, OMP_NUM_THREADS or
-# CUBLAS_WORKSPACE_CONFIG contain none of them.
-_SECRET_NAME = re.compile(
-    r"KEY|TOKEN|SECRET|PASSW|PASSCODE|PASSPHRASE|CREDENTIAL|AUTH(?!OR)|PRIVATE|SIGNATURE|COOKIE|SESSION|BEARER"
-    r"|CERT|SALT|(?:^|_)(?:PASS|PWD|PW|PAT|PIN|SIG|CRED|CREDS|JWT|OTP|API_?KEY)(?:_|$)",
-    re.IGNORECASE)
-_SECRET_VALUE = re.compile(
-    r"(?:gh[pousr]|github_pat)_[A-Za-z0-9_]{16,}"  # GitHub tokens
-    r"|hf_[A-Za-z0-9]{16,}"  # Hugging Face
-    r"|AKIA[0-9A-Z]{16}"  # AWS access key id
-    r"|(?:sk|pk|rk)-[A-Za-z0-9_-]{16,}"  # OpenAI/Stripe-style keys
-    r"|xox[abprs]-[A-Za-z0-9-]{10,}"  # Slack
-    r"|eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"  # JWT
-    r"|-----BEGIN [A-Z ]*PRIVATE KEY-----"
-    r"|://[^/\s:@]+:[^/\s@]+@"  # credentials inside a URL
-    r"|\b(?i:bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"  # an HTTP Authorization header's value
-)
-# A long run of mixed letters and digits with no separators looks like a key even without a known prefix. "/" is a
-# separator here: a path with dates in it (/data/run-2024-01-05/torch_cache) is not a key.
-_HIGH_ENTROPY = re.compile(r"(?=[A-Za-z0-9+=_-]*[0-9])(?=[A-Za-z0-9+=_-]*[A-Za-z])[A-Za-z0-9+=_-]{32,}")
-REDACTED = "<redacted>"
 PACKAGES = ("torch", "numpy", "scipy", "jinja2", "matplotlib", "click", "pyyaml", "weasyprint", "nvidia-ml-py",
             "triton", "mkl", "intel-openmp", "nvidia-cudnn-cu12", "nvidia-cublas-cu12", "nvidia-cuda-runtime-cu12",
             "nvidia-cudnn-cu13", "nvidia-cublas", "reportgen")
-
-
-def redact(value: str) -> str:
-    """Hide secret-looking substrings and the home directory (user names leak through paths)."""
-    value = _SECRET_VALUE.sub(REDACTED, value)
-    value = _HIGH_ENTROPY.sub(REDACTED, value)
-    home = os.path.expanduser("~")
-    if home and home not in ("/", "~"):
-        value = value.replace(home, "~")
-    return value
 
 
 def _best_effort(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:

@@ -290,6 +290,64 @@ APPLIERS: dict[str, tuple[Callable[[Any], None], type]] = {
 }
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# What each setting accepts, declared once (in the manner of scikit-learn's _param_validation) and checked when the
+# suite loads. Without it torch's own checks came late or never: set_float32_matmul_precision("garbage") only warns
+# and the report said "highest"; an unknown oneDNN precision failed the case at run time; num_threads=100000
+# crashed the process with SIGSEGV inside libgomp.
+
+@dataclass(frozen=True)
+class Options:
+    """The value must be one of ``values``."""
+    values: tuple[str, ...]
+
+    def check(self, value: Any) -> str | None:
+        return None if value in self.values else f"must be one of {', '.join(self.values)}, got {value!r}"
+
+
+@dataclass(frozen=True)
+class Interval:
+    """An integer in [low, high]; ``why`` says where the upper limit comes from."""
+    low: int
+    high: Callable[[], int]
+    why: str
+
+    def check(self, value: Any) -> str | None:
+        high = self.high()
+        if self.low <= value <= high:
+            return None
+        return f"must be an integer in [{self.low}, {high}] ({self.why}), got {value!r}"
+
+
+def _max_threads() -> int:
+    # Far above any useful count (oversubscription only slows down), far below what crashed libgomp.
+    return min(1024, 4 * (os.cpu_count() or 1))
+
+
+# Accepted by torch 2.13's fp32_precision setters for the oneDNN backend (Context.cpp: "Unknown precision" otherwise).
+MKLDNN_FP32_PRECISIONS = ("ieee", "tf32", "bf16", "none")
+MATMUL_PRECISIONS = ("highest", "high", "medium")  # torch.set_float32_matmul_precision; others only warn
+
+CONSTRAINTS: dict[str, Options | Interval] = {
+    "float32_matmul_precision": Options(MATMUL_PRECISIONS),
+    "mkldnn_matmul_fp32_precision": Options(MKLDNN_FP32_PRECISIONS),
+    "mkldnn_conv_fp32_precision": Options(MKLDNN_FP32_PRECISIONS),
+    "num_threads": Interval(1, _max_threads, "at most 4 x this machine's logical CPUs, and 1024"),
+}
+
+
+def check_setting(name: str, value: Any) -> str | None:
+    """Why ``value`` is not acceptable for setting ``name`` (a known name), or None. Types first, then the
+    declared constraint."""
+    kind = APPLIERS[name][1]
+    if value is None:
+        return None
+    if type(value) is not kind:
+        return f"must be {kind.__name__}, got {value!r}"
+    constraint = CONSTRAINTS.get(name)
+    return constraint.check(value) if constraint is not None else None
+
+
 def _resolved_precision(settings: dict[str, Any], *path: str) -> str:
     """A fp32_precision leaf as it takes effect: "none" defers to its backend's value, then to the root's."""
     for key in (".".join(path), path[0], ""):
@@ -345,15 +403,15 @@ def applied_settings(**settings: Any) -> Iterator[dict[str, Any]]:
     """Apply ``settings`` (names in :data:`APPLIERS`) for the block; restore the previous state exactly on exit.
 
     Yields :func:`capture_settings` as read inside the block, so a measurement can record what it ran under.
-    Restores even when the block (or applying a setting) raises. Unknown names or wrong types raise
-    ``TypeError`` before anything changes. Not thread-safe: these are process-global torch settings.
+    Restores even when the block (or applying a setting) raises. Unknown names, wrong types or values outside
+    :data:`CONSTRAINTS` raise ``TypeError`` before anything changes. Not thread-safe: these are process-global torch settings.
     """
     for name, value in settings.items():
         if name not in APPLIERS:
             raise TypeError(f"applied_settings: unknown setting {name!r}; known: {', '.join(APPLIERS)}")
-        kind = APPLIERS[name][1]
-        if value is not None and (type(value) is not kind):
-            raise TypeError(f"applied_settings: {name} must be {kind.__name__}, got {value!r}")
+        problem = check_setting(name, value)
+        if problem is not None:
+            raise TypeError(f"applied_settings: {name} {problem}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the legacy/new TF32 setters warn on mixing; we mix on purpose, then undo
         saved = _snapshot()

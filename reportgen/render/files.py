@@ -15,22 +15,22 @@ from pathlib import Path
 from typing import Any
 
 from reportgen.errors import UsageError
-from reportgen.render.html import extract_embedded
-from reportgen.results import RunResult, dumps, load_dict, upgrade
+from reportgen.render.html import embedded_block
+from reportgen.redact import redact_tree
+from reportgen.writer import writer_gone
+from reportgen.results import RunResult, dumps, load_dict, parse_json, read_text_limited, upgrade
 
 _HTML_SUFFIXES = (".html", ".htm")
 
 
 def _from_html(path: Path) -> dict[str, Any]:
+    page = read_text_limited(path, "a report.html written by reportgen")
     try:
-        page = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
-    try:
-        data = extract_embedded(page)
-    except ValueError as exc:  # no block, or the block is not JSON (json.JSONDecodeError is a ValueError)
+        block = embedded_block(page)
+    except ValueError as exc:  # no block
         raise UsageError(f"{path}: no readable embedded reportgen results ({exc}); "
                          "is it a report.html written by reportgen?") from None
+    data = parse_json(block, f"{path} (embedded results)")
     if not isinstance(data, dict):
         raise UsageError(f"{path}: embedded results are not a JSON object")
     return upgrade(data, str(path))
@@ -90,8 +90,15 @@ def load_input(path: str | Path) -> dict[str, Any]:
         raise UsageError(f"{path}: no such file")
     data = _from_html(path) if path.suffix.lower() in _HTML_SUFFIXES else load_dict(path)
     check_shape(data, str(path))
-    # Normalise through JSON (as render_html does): plain lists/dicts/strings, keys in results.json order.
-    return json.loads(dumps(data))
+    if data.get("status") == "running":
+        # A run killed hard (SIGKILL, a crash) could not mark its archive: if its writer is gone, say so.
+        gone = writer_gone(data.get("writer"))
+        if gone is not None:
+            data["status"] = "interrupted"
+            data["writer"] = {**data["writer"], "gone": gone}
+    # Normalise through JSON (as render_html does): plain lists/dicts/strings, keys in results.json order. Redacted
+    # again: an archive written before every string was redacted may still hold the home directory.
+    return redact_tree(json.loads(dumps(data)))
 
 
 # ---------------------------------------------------------------------------------------------- outputs
@@ -136,6 +143,10 @@ def write_file(path: Path, content: str | bytes) -> None:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
         raise UsageError(f"{path}: cannot write: {exc.strerror or exc}") from None
+    except BaseException:  # Ctrl-C or SIGTERM mid-write: no half-written temporary left beside the reports
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
 
 
 def _render(fmt: str, data: dict[str, Any], stem: str, page_size: str, html: str | None) -> str | bytes:

@@ -93,6 +93,20 @@ def verdict_badge(value: Any) -> Markup:
     return Markup('<span class="badge {}">{}</span>').format(VERDICT_CLASS.get(text, "muted"), text)
 
 
+def is_http_url(value: Any) -> bool:
+    """Whether ``value`` may be an href: an absolute http(s) URL with a host and no whitespace or control
+    characters. Every href built from data passes this (as the Jinja test ``http_url``): an archive is data, and a
+    ``javascript:`` or ``data:`` source in it must stay text, not become a live link."""
+    if not isinstance(value, str) or len(value) > 2000 or re.search(r"[\s\x00-\x1f\x7f]", value):
+        return False
+    from urllib.parse import urlsplit
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
 def environment(loader_root: Path | None = None) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(loader_root or templates_dir())),
@@ -102,6 +116,7 @@ def environment(loader_root: Path | None = None) -> jinja2.Environment:
     )
     env.filters.update(num=fmt_num, dur=fmt_duration, anchor=anchor, verdict=verdict_badge, worst_verdict=worst_verdict,
                        comparison_note=comparison_note)
+    env.tests["http_url"] = is_http_url
     return env
 
 
@@ -139,7 +154,12 @@ def render_html(data: dict[str, Any], template: str = "report.html.j2") -> str:
 
 def extract_embedded(page: str) -> dict[str, Any]:
     """The results dict embedded in a report.html (for re-rendering and comparing archived reports)."""
+    return json.loads(embedded_block(page))
+
+
+def embedded_block(page: str) -> str:
+    """The JSON text embedded in a report.html; ValueError when there is none."""
     m = re.search(r'<script type="application/json" id="reportgen-results">(.*?)</script>', page, re.DOTALL)
     if not m:
         raise ValueError("no embedded reportgen results in this HTML")
-    return json.loads(m.group(1))
+    return m.group(1)
