@@ -55,7 +55,9 @@ def _interpreter(name: str, path: str) -> str:
         if not p.is_file() or not os.access(p, os.X_OK):
             why = "no such file" if not p.exists() else "not an executable file"
             raise UsageError(f"--framework {name}={path}: {why}; expected the python of {name}'s environment")
-        return str(p.resolve())  # the probe runs in a temporary directory: a relative path would not resolve
+        # Absolute (the probe runs in a temporary directory) but not resolved: a venv's bin/python is a symlink
+        # to the base interpreter, and resolving it would lose the environment and its framework.
+        return str(p.absolute())
     found = shutil.which(path)
     if found is None:
         raise UsageError(f"--framework {name}={path}: no such command on PATH")
@@ -82,8 +84,9 @@ def main() -> None:
 @click.option("--run-id", default=None, help="Name of the run directory (default: time stamp + suite + random).")
 @click.option("--framework", "framework_opts", multiple=True, metavar="NAME=PYTHON",
               help="Interpreter of another framework's environment for cross-framework probes (repeatable).")
-@click.option("--format", "formats", default="html", show_default=True, metavar="html,pdf,md",
-              help="Reports to write beside results.json (comma list, or none).")
+@click.option("--format", "formats", default="auto", show_default=True, metavar="auto|html,pdf,md",
+              help="Reports to write beside results.json (comma list, or none); auto: html,md and pdf when "
+                   "WeasyPrint (the pdf extra) is installed.")
 @click.option("--page-size", default="A4", show_default=True, type=click.Choice(["A4", "Letter"]),
               help="PDF page size.")
 def run_cmd(suite_name: str, devices: tuple[str, ...], dtypes: tuple[str, ...], case_names: tuple[str, ...],
@@ -91,21 +94,23 @@ def run_cmd(suite_name: str, devices: tuple[str, ...], dtypes: tuple[str, ...], 
             page_size: str) -> None:
     """Run a suite; write results.json and the reports (default report.html) under OUT/<run-id>/."""
     from reportgen import runner, suite as suite_mod
-    from reportgen.render.files import parse_formats, write_reports
+    from reportgen.render.files import write_reports
 
-    fmts = parse_formats(formats)
-    if "pdf" in fmts:  # fail now, not after a run of several minutes
-        from reportgen.render.pdf import check_available
-        check_available()
+    fmts = _run_formats(formats)
     for d in devices:
         check_device(d, "--device")
     if run_id is not None:  # before the suite loads and the environment is captured
         runner.check_run_id(run_id, "--run-id")
     spec = suite_mod.load_suite(suite_name).select(case_names).override(devices, dtypes, seed)
+    from reportgen.frameworks import for_run
+    # --framework > the suite's frameworks: > those `reportgen frameworks install` recorded in the user config.
+    frameworks, warnings = for_run(_frameworks(framework_opts), spec.frameworks)
+    for w in warnings:
+        click.echo(f"reportgen: warning: {w}", err=True)
     t0 = time.perf_counter()
     try:
         run, path = runner.run_suite(spec, Path(out_dir), command=["reportgen", *sys.argv[1:]],
-                                     frameworks=_frameworks(framework_opts), run_id=run_id, progress=_progress)
+                                     frameworks=frameworks, run_id=run_id, progress=_progress)
     except KeyboardInterrupt:  # before the first results.json was written (environment capture): nothing to keep
         click.echo("interrupted before the run started: no results written", err=True)
         sys.exit(130)
@@ -117,6 +122,25 @@ def run_cmd(suite_name: str, devices: tuple[str, ...], dtypes: tuple[str, ...], 
     for p in written:
         click.echo(f"report:  {p}")
     sys.exit(1 if any(c.status == "error" for c in run.cases) else 0)
+
+
+def _run_formats(value: str) -> list[str]:
+    """``run --format``: "auto" is html and md, and pdf where WeasyPrint imports (the README's first command
+    installs the pdf extra, and its report should then be there without asking); an explicit pdf without
+    WeasyPrint fails now, not after a run of several minutes."""
+    from reportgen.render.files import parse_formats
+    from reportgen.render.pdf import check_available
+
+    if value.strip().lower() == "auto":
+        try:
+            check_available()
+        except UsageError:
+            return ["html", "md"]
+        return ["html", "md", "pdf"]
+    fmts = parse_formats(value, "--format")
+    if "pdf" in fmts:
+        check_available()
+    return fmts
 
 
 def _interrupted(data: dict[str, Any], path: Path, fmts: list[str], page_size: str) -> NoReturn:
@@ -243,3 +267,64 @@ def list_cmd() -> None:
     click.echo("cases:")
     for info in cases.all_cases():
         click.echo(f"  {info.name:<24} {info.description.splitlines()[0]}")
+
+
+@main.group("frameworks")
+def frameworks_group() -> None:
+    """MindSpore and JAX environments for the cross-framework probes (installed apart from reportgen's)."""
+
+
+_FW_NAMES = click.Choice(["mindspore", "jax", "all"])
+
+
+@frameworks_group.command("install")
+@click.argument("names", nargs=-1, metavar="[mindspore|jax|all]...", type=_FW_NAMES)
+@click.option("--dir", "root", default=None, type=click.Path(file_okay=False),
+              help="Where the environments go, one <name>/ each (default: $REPORTGEN_FRAMEWORKS_DIR, else "
+                   "$XDG_DATA_HOME/reportgen/frameworks).")
+@click.option("--python", "base_python", default=None, metavar="PYTHON",
+              help="Interpreter the environments are made from (default: the one running reportgen).")
+@click.option("--pip-arg", "pip_args", multiple=True, metavar="ARG",
+              help="Extra argument for pip install, e.g. --pip-arg=--index-url=URL (repeatable).")
+@click.option("--timeout", "timeout_s", default=1800.0, show_default=True, type=click.FloatRange(1, None),
+              help="Seconds each step (venv, pip install, check) may take before it is killed.")
+@click.option("--force", is_flag=True, help="Rebuild an environment that is already there.")
+@click.option("--dry-run", is_flag=True, help="Print what would be done; change nothing.")
+def frameworks_install_cmd(names: tuple[str, ...], root: str | None, base_python: str | None,
+                           pip_args: tuple[str, ...], timeout_s: float, force: bool, dry_run: bool) -> None:
+    """Make pinned environments (default: all) and record them so `reportgen run` uses them."""
+    from reportgen import frameworks as fw_mod
+
+    base = base_python or sys.executable
+    if base_python is not None:
+        base = _interpreter("--python", base_python)
+    plans = [fw_mod.plan(fw, fw_mod.data_root(root), base_python=base, pip_args=pip_args)
+             for fw in fw_mod.selected(names)]
+    if dry_run:
+        for p in plans:
+            click.echo("\n".join(p.describe()))
+        return
+    failed = []
+    for p in plans:
+        try:
+            done = fw_mod.install(p, timeout_s=timeout_s, force=force, progress=_progress)
+        except fw_mod.InstallError as exc:
+            click.echo(f"reportgen: error: {exc}", err=True)
+            failed.append(p.framework.name)
+            continue
+        how = "kept" if done.reused else f"installed in {done.wall_s:.0f} s"
+        click.echo(f"{done.name}: {how}, {fw_mod.human_bytes(done.disk_bytes)} on disk, "
+                   f"{fw_mod.versions_text(done.versions)}; python {done.python}")
+    if failed:
+        click.echo(f"not installed: {', '.join(failed)} (`reportgen run` skips their probes)", err=True)
+        sys.exit(1)
+    click.echo(f"recorded in {fw_mod.config_path()}: `reportgen run` uses them without --framework")
+
+
+@frameworks_group.command("list")
+@click.option("--no-check", is_flag=True, help="Only show what is recorded; do not start the interpreters.")
+def frameworks_list_cmd(no_check: bool) -> None:
+    """What is recorded in the user config, and whether each interpreter still runs its framework."""
+    from reportgen import frameworks as fw_mod
+
+    click.echo("\n".join(fw_mod.status_lines(run_check=not no_check)))

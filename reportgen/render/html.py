@@ -26,6 +26,12 @@ VERDICT_CLASS = {
 }
 
 
+# The re-render command a report shows for itself. Not `reportgen render report.html`: the folder holds that very
+# report.html already, and render never overwrites (exit 2); a new folder beside it always works.
+RERENDER_DIR = "rerendered"
+RERENDER_COMMAND = f"reportgen render report.html --out {RERENDER_DIR}"
+
+
 def templates_dir() -> Path:
     return resource_dir("templates")
 
@@ -57,6 +63,41 @@ def fmt_duration(seconds: Any) -> str:
         if abs(seconds) >= scale:
             return f"{seconds / scale:.3g} {unit}"
     return f"{seconds / 1e-9:.3g} ns"
+
+
+def fmt_bytes(value: Any) -> str:
+    """A byte count for people, in binary units to three significant figures: 134987776000 -> "126 GiB"."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        return fmt_num(value)
+    n = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.3g} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def fmt_field(key: Any, value: Any) -> str:
+    """A key/value table's value: byte counts (keys ending in ``bytes``) in GiB/MiB, everything else as fmt_num."""
+    return fmt_bytes(value) if str(key).endswith("bytes") else fmt_num(value)
+
+
+# torch.testing.assert_close's default (rtol, atol) per dtype (torch/testing/_comparison.py, unchanged since
+# torch 1.12; tests/test_report_reader.py checks them against the installed torch).
+ASSERT_CLOSE_DEFAULTS = {"float16": (1e-3, 1e-5), "bfloat16": (1.6e-2, 1e-5), "float32": (1.3e-6, 1e-5),
+                         "float64": (1e-7, 1e-7)}
+
+
+def assert_close_note(c: dict[str, Any]) -> str:
+    """Why ``assert_close: fail`` can sit beside ``within rounding``, or "": the defaults allow
+    |Δ| <= atol + rtol·|expected| per element, and for this comparison that is tighter than the rounding-error
+    bound somewhere, so a difference any correct summation order may give fails it."""
+    if c.get("assert_close") is not False or c.get("verdict") != "within rounding":
+        return ""
+    tol = ASSERT_CLOSE_DEFAULTS.get(str(c.get("dtype")))
+    which = (f"the {c['dtype']} defaults (rtol {tol[0]:g}, atol {tol[1]:g})" if tol
+             else "its default tolerances")
+    return f"{which} are tighter than the rounding bound this difference is within"
 
 
 def comparison_label(c: dict[str, Any]) -> str:
@@ -94,8 +135,12 @@ def environment(loader_root: Path | None = None) -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
     )
+    from reportgen.claims import evidence_text
+
     env.filters.update(num=fmt_num, dur=fmt_duration, anchor=anchor, verdict=verdict_badge, worst_verdict=worst_verdict,
-                       comparison_note=comparison_note)
+                       comparison_note=comparison_note, assert_close_note=assert_close_note, bytes=fmt_bytes,
+                       evidence_text=lambda ev: evidence_text(ev, fmt_num))
+    env.globals.update(field=fmt_field, rerender_command=RERENDER_COMMAND, rerender_dir=RERENDER_DIR)
     return env
 
 
@@ -127,8 +172,13 @@ def render_html(data: dict[str, Any], template: str = "report.html.j2") -> str:
     """Render a results dict; byte-identical output for equal input (keys normalised through JSON first)."""
     data = json.loads(dumps(data))
     env = environment()
+    from reportgen.render.pdf import soft_breaks  # pdf imports this module: imported here, not at the top
+
     css = Markup((templates_dir() / "report.css").read_text(encoding="utf-8"))  # our own file, not data
-    return env.get_template(template).render(run=data, svgs=_svgs(data), embedded=embedded_json(data), css=css)
+    page = env.get_template(template).render(run=data, svgs=_svgs(data), embedded=embedded_json(data), css=css)
+    # Long tokens (result ids, kernel names, paths) get <wbr> at their separators so table cells wrap there;
+    # "overflow-wrap: anywhere" wrapped every word mid-letter once a column was narrow ("conv1d_semantic|s").
+    return soft_breaks(page, joiner="<wbr>")
 
 
 def extract_embedded(page: str) -> dict[str, Any]:
