@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from reportgen.verdicts import worst_verdict
 from reportgen.resources import resource_dir
@@ -119,6 +119,16 @@ def comparison_note(c: dict[str, Any]) -> str:
     return ""
 
 
+_AFTER_SEPARATOR = re.compile(r"(?<=[/_.])")
+
+
+def break_points(value: Any) -> Markup:
+    """``value`` escaped, with ``<wbr>`` after each ``/``, ``_`` and ``.``: for identifiers in narrow fixed-width
+    columns ("conv1d_semantics" in the claims table's Case column at 800 px), which are shorter than the long
+    tokens render_html breaks by itself, but wider than the column."""
+    return Markup("<wbr>").join(escape(part) for part in _AFTER_SEPARATOR.split(str(value)))
+
+
 def anchor(value: Any) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", str(value)).strip("-")
 
@@ -139,6 +149,7 @@ def environment(loader_root: Path | None = None) -> jinja2.Environment:
 
     env.filters.update(num=fmt_num, dur=fmt_duration, anchor=anchor, verdict=verdict_badge, worst_verdict=worst_verdict,
                        comparison_note=comparison_note, assert_close_note=assert_close_note, bytes=fmt_bytes,
+                       breaks=break_points,
                        evidence_text=lambda ev: evidence_text(ev, fmt_num))
     env.globals.update(field=fmt_field, rerender_command=RERENDER_COMMAND, rerender_dir=RERENDER_DIR)
     return env

@@ -121,7 +121,9 @@ def _left_margin(ax: Any, fig: Figure) -> float:
     A fixed fraction clipped the histogram's "count" label under tick labels such as 175000. The width comes
     from the tick label strings themselves (their formatter, no renderer: measuring text through a draw is what
     made tight_layout slow), at the digit width of the default font; so it is the same for the same plot."""
-    labels = ax.yaxis.get_major_formatter().format_ticks(list(ax.yaxis.get_majorticklocs()))
+    lo, hi = sorted(ax.get_ylim())
+    locs = [v for v in ax.yaxis.get_majorticklocs() if lo <= v <= hi]  # the others are not drawn
+    labels = ax.yaxis.get_major_formatter().format_ticks(locs)
     size = matplotlib.rcParams["ytick.labelsize"]
     size = size if isinstance(size, (int, float)) else matplotlib.rcParams["font.size"]
     widest = max((len(t) for t in labels), default=1) * _DIGIT_EM * size
