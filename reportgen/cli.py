@@ -295,9 +295,12 @@ def frameworks_install_cmd(names: tuple[str, ...], root: str | None, base_python
     """Make pinned environments (default: all) and record them so `reportgen run` uses them."""
     from reportgen import frameworks as fw_mod
 
-    base = base_python or sys.executable
+    base = sys.executable
     if base_python is not None:
-        base = _interpreter("--python", base_python)
+        found = shutil.which(str(Path(base_python).expanduser()))  # a path or a command name (python3.11)
+        if found is None:
+            raise UsageError(f"--python {base_python}: no such interpreter (a path or a command on PATH)")
+        base = str(Path(found).absolute())
     plans = [fw_mod.plan(fw, fw_mod.data_root(root), base_python=base, pip_args=pip_args)
              for fw in fw_mod.selected(names)]
     if dry_run:

@@ -76,9 +76,9 @@ print(json.dumps({"jax": jax.__version__, "jaxlib": jaxlib.__version__, "numpy":
 # would otherwise change under a reinstall what "the same environment" means. MindSpore 2.10.0 needs numpy<2.
 FRAMEWORKS: dict[str, Framework] = {
     "mindspore": Framework("mindspore", "MindSpore", ("mindspore==2.10.0", "numpy==1.26.4"), _MS_CHECK,
-                           "about 800 MB download"),
+                           "about 870 MB download"),
     "jax": Framework("jax", "JAX", ("jax==0.10.2", "jaxlib==0.10.2", "numpy==2.4.6"), _JAX_CHECK,
-                     "about 100 MB download"),
+                     "about 140 MB download"),
 }
 
 
