@@ -311,6 +311,9 @@ def frameworks_install_cmd(names: tuple[str, ...], root: str | None, base_python
     for p in plans:
         try:
             done = fw_mod.install(p, timeout_s=timeout_s, force=force, progress=_progress)
+        except KeyboardInterrupt:  # pip and its children are killed, the half-made environment removed
+            click.echo(f"interrupted: {p.framework.name} not installed, nothing recorded for it", err=True)
+            sys.exit(130)
         except fw_mod.InstallError as exc:
             click.echo(f"reportgen: error: {exc}", err=True)
             failed.append(p.framework.name)

@@ -242,13 +242,13 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 def run_streamed(argv: Sequence[str], *, timeout_s: float, progress: Progress, log: Any = None,
-                 prefix: str = "  | ") -> tuple[int, list[str]]:
+                 prefix: str = "  | ", cwd: Path | None = None) -> tuple[int, list[str]]:
     """Run ``argv`` in its own process group, passing each output line to ``progress`` (and ``log``), killing
     the group after ``timeout_s``. Returns (exit code, last output lines); raises InstallError on timeout or
     when the program cannot start."""
     try:
         proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, env=_env(), start_new_session=True)
+                                stderr=subprocess.STDOUT, env=_env(), start_new_session=True, cwd=cwd)
     except OSError as exc:
         raise InstallError(f"cannot start {argv[0]}: {exc.strerror or exc}") from None
     tail: list[str] = []
@@ -298,7 +298,9 @@ def check(fw: Framework, python: str, timeout_s: float = 300.0) -> Check:
         return Check(False, reason=f"{python}: no such interpreter")
     t0 = time.perf_counter()
     try:
-        proc = subprocess.run([str(exe), "-c", fw.check], stdin=subprocess.DEVNULL, capture_output=True,
+        # -I: neither the current directory (a stray numpy/ or jax.py there) nor PYTHON* variables decide what
+        # the check imports; the probes run in a fresh temporary directory for the same reason.
+        proc = subprocess.run([str(exe), "-I", "-c", fw.check], stdin=subprocess.DEVNULL, capture_output=True,
                               env=_env(), timeout=timeout_s, start_new_session=True)
     except subprocess.TimeoutExpired:
         return Check(False, reason=f"the check did not finish in {timeout_s:g} s", wall_s=timeout_s)
@@ -428,7 +430,9 @@ def install(p: Plan, *, timeout_s: float = 1800.0, force: bool = False, progress
                 progress(f"{fw.name} [{i}/{len(p.steps) + 1}] {step.what} ...")
                 log.write(f"$ {' '.join(step.argv)}\n")
                 s0 = time.perf_counter()
-                rc, tail = run_streamed(step.argv, timeout_s=timeout_s, progress=progress, log=log)
+                # cwd: the environments' folder, not the user's (python -m pip puts the cwd on sys.path)
+                rc, tail = run_streamed(step.argv, timeout_s=timeout_s, progress=progress, log=log,
+                                        cwd=env_dir.parent)
                 if rc != 0:
                     raise _fail(f"{fw.name}: {step.what}", tail, log_path)
                 progress(f"{fw.name} [{i}/{len(p.steps) + 1}] done in {time.perf_counter() - s0:.0f} s")

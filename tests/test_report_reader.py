@@ -123,14 +123,18 @@ def test_assert_close_defaults_are_torchs(dtype):
 
 
 def test_assert_close_fail_beside_within_rounding_says_why(data):
-    c = data["cases"][0]["comparisons"][0]
-    c.update(assert_close=False, verdict="within rounding", dtype="float32")
-    note = html_mod.assert_close_note(c)
-    assert "rtol 1.3e-06, atol 1e-05" in note and "tighter than the rounding bound" in note
+    comps = data["cases"][0]["comparisons"]
+    comps[0].update(assert_close=False, verdict="within rounding", dtype="float32")
+    comps[1].update(assert_close=False, verdict="within rounding", dtype="float32")
+    assert html_mod.assert_close_note(comps[0])
+    assert not html_mod.assert_close_note(dict(comps[0], verdict="out of bound"))  # no excuse for a real miss
+    assert not html_mod.assert_close_note(dict(comps[0], assert_close=True))
+    note = html_mod.assert_close_footnote(comps)
+    assert "float32 rtol 1.3e-06, atol 1e-05" in note and "tighter than the rounding-error bound" in note
     page = render_html(data)
-    assert "fail<div class=\"note\">the float32 defaults (rtol 1.3e-06, atol 1e-05) are tighter" in page
-    assert html_mod.assert_close_note(dict(c, verdict="out of bound")) == ""  # no excuse for a real miss
-    assert html_mod.assert_close_note(dict(c, assert_close=True)) == ""
+    assert page.count("fail<span class=\"flag\"") == 2  # the marked cells
+    assert page.count(note) == 1  # and the reason once, under the table
+    assert html_mod.assert_close_footnote(comps[2:]) == ""
 
 
 BOOM = "name: b\ncases:\n  - name: boom\n    kind: _test_boom\n"

@@ -88,16 +88,24 @@ ASSERT_CLOSE_DEFAULTS = {"float16": (1e-3, 1e-5), "bfloat16": (1.6e-2, 1e-5), "f
                          "float64": (1e-7, 1e-7)}
 
 
-def assert_close_note(c: dict[str, Any]) -> str:
-    """Why ``assert_close: fail`` can sit beside ``within rounding``, or "": the defaults allow
-    |Δ| <= atol + rtol·|expected| per element, and for this comparison that is tighter than the rounding-error
-    bound somewhere, so a difference any correct summation order may give fails it."""
-    if c.get("assert_close") is not False or c.get("verdict") != "within rounding":
+def assert_close_note(c: dict[str, Any]) -> bool:
+    """True when ``assert_close: fail`` sits beside ``within rounding``: the defaults allow
+    |Δ| <= atol + rtol·|expected| per element, which for this comparison is tighter than the rounding-error bound
+    somewhere, so a difference any correct summation order may give fails it. The table marks these cells and
+    says so once below it (assert_close_footnote), instead of the same sentence in every row."""
+    return c.get("assert_close") is False and c.get("verdict") == "within rounding"
+
+
+def assert_close_footnote(comparisons: list[dict[str, Any]]) -> str:
+    """The note under a comparisons table for its marked ``assert_close`` cells, or "" when none is marked."""
+    dtypes = list(dict.fromkeys(str(c.get("dtype")) for c in comparisons if assert_close_note(c)))
+    if not dtypes:
         return ""
-    tol = ASSERT_CLOSE_DEFAULTS.get(str(c.get("dtype")))
-    which = (f"the {c['dtype']} defaults (rtol {tol[0]:g}, atol {tol[1]:g})" if tol
-             else "its default tolerances")
-    return f"{which} are tighter than the rounding bound this difference is within"
+    tols = [f"{d} rtol {ASSERT_CLOSE_DEFAULTS[d][0]:g}, atol {ASSERT_CLOSE_DEFAULTS[d][1]:g}"
+            if d in ASSERT_CLOSE_DEFAULTS else f"{d}: its defaults" for d in dtypes]
+    return (f"assert_close fails beside within rounding: its default tolerances ({'; '.join(tols)}) are tighter "
+            "than the rounding-error bound, so a difference that any correct summation order may give fails "
+            "them; the verdict is judged against the bound.")
 
 
 def comparison_label(c: dict[str, Any]) -> str:
@@ -148,7 +156,8 @@ def environment(loader_root: Path | None = None) -> jinja2.Environment:
     from reportgen.claims import evidence_text
 
     env.filters.update(num=fmt_num, dur=fmt_duration, anchor=anchor, verdict=verdict_badge, worst_verdict=worst_verdict,
-                       comparison_note=comparison_note, assert_close_note=assert_close_note, bytes=fmt_bytes,
+                       comparison_note=comparison_note, assert_close_note=assert_close_note,
+                       assert_close_footnote=assert_close_footnote, bytes=fmt_bytes,
                        breaks=break_points,
                        evidence_text=lambda ev: evidence_text(ev, fmt_num))
     env.globals.update(field=fmt_field, rerender_command=RERENDER_COMMAND, rerender_dir=RERENDER_DIR)
