@@ -219,8 +219,18 @@ def for_run(explicit: Mapping[str, str], suite: Mapping[str, str], *,
                     else f"fix or remove frameworks.{name} there")
             warnings.append(f"{name}: the interpreter recorded in {path} is gone ({rec.python}); its probe is "
                             f"skipped: {hint}")
-        out[name] = rec.python
+        out[name] = _tilde(rec.python)
     return out, warnings
+
+
+def _tilde(path: str) -> str:
+    """``path`` with the home directory as ``~``: the probe expands it to run the interpreter, and what the
+    report records of it (the cross-framework table's interpreter column, the suite's frameworks) then names no
+    user, although the default environments live under the home directory."""
+    home = os.path.expanduser("~")
+    if home in ("", "/", "~") or not path.startswith(home.rstrip("/") + "/"):
+        return path
+    return "~" + path[len(home.rstrip("/")):]
 
 
 # ------------------------------------------------------------------------------------------------ processes

@@ -154,6 +154,20 @@ def test_run_with_a_vanished_recorded_interpreter_says_so_in_one_line(tmp_path):
     assert probe_row(data, "MindSpore")["status"] == "interpreter missing"
 
 
+def test_an_environment_under_home_is_recorded_in_the_report_as_tilde(tmp_path, monkeypatch):
+    home = tmp_path / "home" / "alice"
+    monkeypatch.setenv("HOME", str(home))
+    py = _fake_interpreter(home / ".local" / "share" / "reportgen" / "frameworks" / "mindspore" / "bin" / "python")
+    fw.record(fw.Recorded("mindspore", str(py)))
+    assert fw.for_run({}, {})[0] == {"mindspore": "~/.local/share/reportgen/frameworks/mindspore/bin/python"}
+    result = CliRunner().invoke(main, ["run", "--suite", "quick", "--case", "conv1d_cross_framework", "--out",
+                                       str(tmp_path / "out"), "--run-id", "r", "--format", "html"])
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "out" / "r" / "results.json").read_text()
+    assert probe_row(json.loads(text), "MindSpore")["status"] == "crashed"  # found and started through the ~
+    assert "alice" not in text and "alice" not in (tmp_path / "out" / "r" / "report.html").read_text()
+
+
 def test_framework_option_keeps_a_venv_symlink_unresolved(tmp_path):
     # A venv's bin/python is a symlink to the base interpreter; resolving it (as --framework used to) loses the
     # environment: the probe then runs the base Python, where the framework is not installed.

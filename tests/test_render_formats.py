@@ -250,7 +250,7 @@ def test_soft_breaks_only_in_long_text_tokens():
     from reportgen.render.pdf import ZERO_WIDTH_SPACE as ZW, soft_breaks
     page = ('<html><head><style>a { font: 14px/1.45 x_aaaaaaaaaaaaaaaaaaaaaaaaaaaa }</style></head><body>'
             '<p class="very_long_attribute_value_with_underscores">linear_vs_conv1d/cpu/float32 short_word</p>'
-            '<code>' + "a" * 40 + '</code>' + "&amp;" * 6 + '<pre>pre_formatted_text_is_left_alone_entirely</pre>'
+            '<code>' + "a" * 40 + '</code>' + "&amp;" * 20 + '<pre>pre_formatted_text_is_left_alone_entirely</pre>'
             '<script type="application/json">{"key_that_is_long_enough_to_split": 1}</script></body></html>')
     out = soft_breaks(page)
     assert f"linear_{ZW}vs_{ZW}conv1d/{ZW}cpu/{ZW}float32 short_word" in out  # tokens of <= 20 chars untouched
@@ -259,7 +259,8 @@ def test_soft_breaks_only_in_long_text_tokens():
     for kept in ("x_aaaaaaaaaaaaaaaaaaaaaaaaaaaa", "very_long_attribute_value_with_underscores",
                  "pre_formatted_text_is_left_alone_entirely", "key_that_is_long_enough_to_split"):
         assert kept in out  # ...never in CSS, attributes, <pre> or <script>
-    assert f"&amp;{ZW}&amp;" in out and "&am" + ZW not in out  # entities stay whole
+    # entities stay whole and count as one character each (no break around every "&lt;")
+    assert f"{'&amp;' * 16}{ZW}{'&amp;' * 4}<pre>" in out and "&am" + ZW not in out
 
 
 def _overflowing_boxes(document) -> list[str]:

@@ -26,8 +26,10 @@ _MARKUP = re.compile(r"(<pre\b.*?</pre>|<style\b.*?</style>|<script\b.*?</script
                      re.DOTALL)
 _LONG_TOKEN = re.compile(r"[^\s<>]{21,}")
 _SEPARATORS = "/_.,:=\\-›"
-# An entity, or up to 16 characters followed by any separators, or a run of separators: never splits an entity.
-_PIECE = re.compile(rf"&#?\w+;|[^{_SEPARATORS}&]{{1,16}}[{_SEPARATORS}]*|[{_SEPARATORS}]+|&")
+# Up to 16 characters (an entity counts as one) followed by any separators, or a run of separators: never splits
+# an entity, and breaks after separators, not around every entity ("&lt;script&gt;" stays one piece).
+_UNIT = rf"(?:&#?\w+;|[^{_SEPARATORS}&]|&)"
+_PIECE = re.compile(rf"{_UNIT}{{1,16}}[{_SEPARATORS}]*|[{_SEPARATORS}]+")
 ZERO_WIDTH_SPACE = "\u200b"
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 
