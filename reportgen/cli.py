@@ -92,7 +92,8 @@ def main() -> None:
 def run_cmd(suite_name: str, devices: tuple[str, ...], dtypes: tuple[str, ...], case_names: tuple[str, ...],
             out_dir: str, seed: int | None, run_id: str | None, framework_opts: tuple[str, ...], formats: str,
             page_size: str) -> None:
-    """Run a suite; write results.json and the reports (default report.html) under OUT/<run-id>/."""
+    """Run a suite; write results.json and the reports (default: html, md, and pdf with WeasyPrint) under
+    OUT/<run-id>/."""
     from reportgen import runner, suite as suite_mod
     from reportgen.render.files import write_reports
 
@@ -294,6 +295,7 @@ def frameworks_install_cmd(names: tuple[str, ...], root: str | None, base_python
                            pip_args: tuple[str, ...], timeout_s: float, force: bool, dry_run: bool) -> None:
     """Make pinned environments (default: all) and record them so `reportgen run` uses them."""
     from reportgen import frameworks as fw_mod
+    from reportgen.render.html import fmt_bytes
 
     base = sys.executable
     if base_python is not None:
@@ -319,7 +321,7 @@ def frameworks_install_cmd(names: tuple[str, ...], root: str | None, base_python
             failed.append(p.framework.name)
             continue
         how = "kept" if done.reused else f"installed in {done.wall_s:.0f} s"
-        click.echo(f"{done.name}: {how}, {fw_mod.human_bytes(done.disk_bytes)} on disk, "
+        click.echo(f"{done.name}: {how}, {fmt_bytes(done.disk_bytes)} on disk, "
                    f"{fw_mod.versions_text(done.versions)}; python {done.python}")
     if failed:
         click.echo(f"not installed: {', '.join(failed)} (`reportgen run` skips their probes)", err=True)

@@ -343,15 +343,6 @@ def disk_usage(path: Path) -> int:
     return total
 
 
-def human_bytes(n: float) -> str:
-    """1536 -> '1.5 KiB'; binary units, three significant figures."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.3g} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
-
-
 # ------------------------------------------------------------------------------------------------ install
 
 @dataclass(frozen=True)
