@@ -43,7 +43,7 @@ Verdict of a claim, over every ok result of its case (each device x dtype) that 
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from reportgen.errors import UsageError
 
@@ -398,3 +398,46 @@ def evaluate(suite: Any, cases: list[Any]) -> list[dict[str, Any]]:
         for claim in spec.claims:
             out.append(evaluate_claim(claim, spec.name, cases))
     return out
+
+
+# ------------------------------------------------------------------------------------------------ evidence text
+
+def _shown(value: Any, fmt: Callable[[Any], str]) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return fmt(value)
+    if isinstance(value, str):
+        return f"“{value}”"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_shown(v, fmt) for v in value) + "]"
+    return str(value)
+
+
+def evidence_text(ev: Mapping[str, Any], fmt: Callable[[Any], str] = str) -> str:
+    """How one evidence entry reads after its fact's name, computed from the leaf it records (value, op,
+    threshold, outcome): "= 0.392, which is < 1", "is true", "is “within rounding”, not “out of bound”",
+    "= 1.9 (rounds 0.909 to 3.37): > 1 in some rounds only, too noisy to decide". It states the leaf's own
+    comparison, not what the claim needs of it (under ``not``/``any`` that differs); ``fmt`` formats numbers."""
+    value, op, threshold, outcome = ev.get("value"), ev.get("op"), ev.get("threshold"), ev.get("outcome")
+    if outcome == MISSING or value is None:
+        return "not measured in this result"
+    v, t = _shown(value, fmt), _shown(threshold, fmt)
+    if op in ORDER_OPS and isinstance(threshold, str):  # another fact ("2 x timing.b (= 0.0012)"): no quotes
+        t = threshold
+    spread = ev.get("spread")
+    rounds = (f" (rounds {_shown(spread[0], fmt)} to {_shown(spread[1], fmt)})"
+              if isinstance(spread, (list, tuple)) and len(spread) == 2 else "")
+    if outcome == NOISY:
+        if rounds:
+            return f"= {v}{rounds}: {op} {t} in some rounds only, too noisy to decide"
+        return f"= {v}, within the noise margin of {op} {t}: too noisy to decide"
+    ok = outcome == TRUE
+    if op == "==":
+        return f"is {v}" if ok else f"is {v}, not {t}"
+    if op == "!=":
+        return f"is {v}, not {t}" if ok else f"is {v}, the value the rule excludes"
+    if op in MEMBER_OPS:
+        one_of = ok == (op == "in")
+        return f"is {v}, {'one of' if one_of else 'none of'} {t}"
+    return f"= {v}{rounds}, which is {'' if ok else 'not '}{op} {t}"

@@ -116,31 +116,35 @@ def main() -> None:
 @click.option("--run-id", default=None, help="Name of the run directory (default: time stamp + suite + random).")
 @click.option("--framework", "framework_opts", multiple=True, metavar="NAME=PYTHON",
               help="Interpreter of another framework's environment for cross-framework probes (repeatable).")
-@click.option("--format", "formats", default="html", show_default=True, metavar="html,pdf,md",
-              help="Reports to write beside results.json (comma list, or none).")
+@click.option("--format", "formats", default="auto", show_default=True, metavar="auto|html,pdf,md",
+              help="Reports to write beside results.json (comma list, or none); auto: html,md and pdf when "
+                   "WeasyPrint (the pdf extra) is installed.")
 @click.option("--page-size", default="A4", show_default=True, type=click.Choice(["A4", "Letter"]),
               help="PDF page size.")
 def run_cmd(suite_name: str, devices: tuple[str, ...], dtypes: tuple[str, ...], case_names: tuple[str, ...],
             out_dir: str, seed: int | None, run_id: str | None, framework_opts: tuple[str, ...], formats: str,
             page_size: str) -> None:
-    """Run a suite; write results.json and the reports (default report.html) under OUT/<run-id>/."""
+    """Run a suite; write results.json and the reports (default: html, md, and pdf with WeasyPrint) under
+    OUT/<run-id>/."""
     from reportgen import suite as suite_mod
-    from reportgen.render.files import parse_formats
+    from reportgen.frameworks import for_run
 
-    fmts = parse_formats(formats)
+    fmts = _run_formats(formats)
     _check_run_options(fmts, devices, seed, run_id)
     spec = suite_mod.load_suite(suite_name).select(case_names).override(devices, dtypes, seed)
-    run = _run_and_report(spec, out_dir, run_id, _frameworks(framework_opts), fmts, page_size)
+    # --framework > the suite's frameworks: > those `reportgen frameworks install` recorded in the user config.
+    frameworks, warnings = for_run(_frameworks(framework_opts), spec.frameworks)
+    for w in warnings:
+        click.echo(f"reportgen: warning: {w}", err=True)
+    run = _run_and_report(spec, out_dir, run_id, frameworks, fmts, page_size)
     sys.exit(1 if any(c.status == "error" for c in run.cases) else 0)
 
 
 def _check_run_options(fmts: list[str], devices: tuple[str, ...], seed: int | None, run_id: str | None) -> None:
-    """What `run` and `check` refuse before anything loads or runs (exit 2)."""
+    """What `run` and `check` refuse before anything loads or runs (exit 2); the pdf extra is checked by
+    _run_formats."""
     from reportgen import runner
 
-    if "pdf" in fmts:  # fail now, not after a run of several minutes
-        from reportgen.render.pdf import check_available
-        check_available()
     for d in devices:
         check_device(d, "--device")
     if seed is not None:
@@ -185,8 +189,8 @@ def _run_and_report(spec: Any, out_dir: str, run_id: str | None, frameworks: dic
 @click.option("--seed", type=int, default=None, help="Seed of the inputs' generator (default 0).")
 @click.option("--run-id", default=None, help="Name of the run directory (default: time stamp + file + random).")
 @click.option("--timing/--no-timing", default=True, show_default=True, help="Time both sides (interleaved).")
-@click.option("--format", "formats", default="html", show_default=True, metavar="html,pdf,md",
-              help="Reports to write beside results.json (comma list, or none).")
+@click.option("--format", "formats", default="auto", show_default=True, metavar="auto|html,pdf,md|none",
+              help="Reports beside results.json: auto is html and md, plus pdf when WeasyPrint is installed.")
 @click.option("--page-size", default="A4", show_default=True, type=click.Choice(["A4", "Letter"]),
               help="PDF page size.")
 def check_cmd(file: str, devices: tuple[str, ...], dtypes: tuple[str, ...], out_dir: str, seed: int | None,
@@ -195,9 +199,8 @@ def check_cmd(file: str, devices: tuple[str, ...], dtypes: tuple[str, ...], out_
     them); writes results.json and report.html as `run` does. Exit 0 when a and b are identical or within
     rounding, 1 when they are not (or the check errored), 2 on a bad file."""
     from reportgen import api
-    from reportgen.render.files import parse_formats
 
-    fmts = parse_formats(formats)
+    fmts = _run_formats(formats)
     _check_run_options(fmts, devices, seed, run_id)
     spec = api.suite_from_file(file, timing=timing).override(devices, dtypes, seed)
     run = _run_and_report(spec, out_dir, run_id, {}, fmts, page_size)
@@ -222,6 +225,25 @@ def _check_devices_exist(devices: tuple[str, ...]) -> None:
                          "requested devices exists on this machine")
     for d, why in missing.items():
         click.echo(f"reportgen: warning: --device {d}: {why}; its results will be skipped", err=True)
+
+
+def _run_formats(value: str) -> list[str]:
+    """``run --format``: "auto" is html and md, and pdf where WeasyPrint imports (the README's first command
+    installs the pdf extra, and its report should then be there without asking); an explicit pdf without
+    WeasyPrint fails now, not after a run of several minutes."""
+    from reportgen.render.files import parse_formats
+    from reportgen.render.pdf import check_available
+
+    if value.strip().lower() == "auto":
+        try:
+            check_available()
+        except UsageError:
+            return ["html", "md"]
+        return ["html", "md", "pdf"]
+    fmts = parse_formats(value, "--format")
+    if "pdf" in fmts:
+        check_available()
+    return fmts
 
 
 def _interrupted(data: dict[str, Any], path: Path, fmts: list[str], page_size: str) -> NoReturn:
@@ -368,3 +390,71 @@ def list_cmd() -> None:
         click.echo(f"  {info.name:<24} {info.description.splitlines()[0]}{origin}")
     for err in cases.plugin_errors():
         click.echo(f"  plugin failed to load: {err}")
+
+
+@main.group("frameworks")
+def frameworks_group() -> None:
+    """MindSpore and JAX environments for the cross-framework probes (installed apart from reportgen's)."""
+
+
+_FW_NAMES = click.Choice(["mindspore", "jax", "all"])
+
+
+@frameworks_group.command("install")
+@click.argument("names", nargs=-1, metavar="[mindspore|jax|all]...", type=_FW_NAMES)
+@click.option("--dir", "root", default=None, type=click.Path(file_okay=False),
+              help="Where the environments go, one <name>/ each (default: $REPORTGEN_FRAMEWORKS_DIR, else "
+                   "$XDG_DATA_HOME/reportgen/frameworks).")
+@click.option("--python", "base_python", default=None, metavar="PYTHON",
+              help="Interpreter the environments are made from (default: the one running reportgen).")
+@click.option("--pip-arg", "pip_args", multiple=True, metavar="ARG",
+              help="Extra argument for pip install, e.g. --pip-arg=--index-url=URL (repeatable).")
+@click.option("--timeout", "timeout_s", default=1800.0, show_default=True, type=click.FloatRange(1, None),
+              help="Seconds each step (venv, pip install, check) may take before it is killed.")
+@click.option("--force", is_flag=True, help="Rebuild an environment that is already there.")
+@click.option("--dry-run", is_flag=True, help="Print what would be done; change nothing.")
+def frameworks_install_cmd(names: tuple[str, ...], root: str | None, base_python: str | None,
+                           pip_args: tuple[str, ...], timeout_s: float, force: bool, dry_run: bool) -> None:
+    """Make pinned environments (default: all) and record them so `reportgen run` uses them."""
+    from reportgen import frameworks as fw_mod
+    from reportgen.render.html import fmt_bytes
+
+    base = sys.executable
+    if base_python is not None:
+        found = shutil.which(str(Path(base_python).expanduser()))  # a path or a command name (python3.11)
+        if found is None:
+            raise UsageError(f"--python {base_python}: no such interpreter (a path or a command on PATH)")
+        base = str(Path(found).absolute())
+    plans = [fw_mod.plan(fw, fw_mod.data_root(root), base_python=base, pip_args=pip_args)
+             for fw in fw_mod.selected(names)]
+    if dry_run:
+        for p in plans:
+            click.echo("\n".join(p.describe()))
+        return
+    failed = []
+    for p in plans:
+        try:
+            done = fw_mod.install(p, timeout_s=timeout_s, force=force, progress=_progress)
+        except KeyboardInterrupt:  # pip and its children are killed, the half-made environment removed
+            click.echo(f"interrupted: {p.framework.name} not installed, nothing recorded for it", err=True)
+            sys.exit(130)
+        except fw_mod.InstallError as exc:
+            click.echo(f"reportgen: error: {exc}", err=True)
+            failed.append(p.framework.name)
+            continue
+        how = "kept" if done.reused else f"installed in {done.wall_s:.0f} s"
+        click.echo(f"{done.name}: {how}, {fmt_bytes(done.disk_bytes)} on disk, "
+                   f"{fw_mod.versions_text(done.versions)}; python {done.python}")
+    if failed:
+        click.echo(f"not installed: {', '.join(failed)} (`reportgen run` skips their probes)", err=True)
+        sys.exit(1)
+    click.echo(f"recorded in {fw_mod.config_path()}: `reportgen run` uses them without --framework")
+
+
+@frameworks_group.command("list")
+@click.option("--no-check", is_flag=True, help="Only show what is recorded; do not start the interpreters.")
+def frameworks_list_cmd(no_check: bool) -> None:
+    """What is recorded in the user config, and whether each interpreter still runs its framework."""
+    from reportgen import frameworks as fw_mod
+
+    click.echo("\n".join(fw_mod.status_lines(run_check=not no_check)))

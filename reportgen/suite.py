@@ -360,7 +360,9 @@ def check_interpreter(name: str, path: str, label: str) -> str:
         if not p.is_file() or not os.access(p, os.X_OK):
             why = "no such file" if not p.exists() else "not an executable file"
             raise UsageError(f"{label}: {why}; expected the python of {name}'s environment")
-        found = str(p.resolve())  # the probe runs in a temporary directory: a relative path would not resolve
+        # Absolute (the probe runs in a temporary directory) but not resolved: a venv's bin/python is a symlink
+        # to the base interpreter, and resolving it would lose the environment and its framework.
+        found = str(p.absolute())
     else:
         which = shutil.which(path)
         if which is None:

@@ -143,3 +143,73 @@ def test_pdf_pages_turn_into_pngs(pages):
         margin_x, margin_y = round(img.width * 13 / 210), round(img.height * 16 / 297)
         strip = img.crop((img.width - margin_x + 2, margin_y + 2, img.width - 1, img.height - margin_y - 2))
         assert sum(strip.histogram()[:200]) == 0, f"{png.name}: something runs into the right margin"
+
+
+_READER = """<script>
+// Pieces of text (between spaces and <wbr> break points) that the layout split over two lines: a word broken
+// mid-letter. Cells whose content sticks out of them. How much of its row each case's first plots take.
+const broken = [], overflowing = [];
+for (const td of document.querySelectorAll('td')) {
+  if (td.scrollWidth > td.clientWidth + 1) overflowing.push(td.textContent.slice(0, 60));
+  const walker = document.createTreeWalker(td, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const re = /[^\\s\/-]+[\/-]*|[\/-]+/g;  // a line may end after a hyphen or slash: separators too
+    for (let m = re.exec(node.data); m; m = re.exec(node.data)) {
+      const r = document.createRange();
+      r.setStart(node, m.index); r.setEnd(node, m.index + m[0].length);
+      const tops = new Set(Array.from(r.getClientRects()).map(x => Math.round(x.top)));
+      if (tops.size > 1) broken.push(m[0]);
+    }
+  }
+}
+const plots = Array.from(document.querySelectorAll('.plots')).map(g => {
+  const figs = Array.from(g.querySelectorAll('figure')).map(f => f.getBoundingClientRect());
+  const top = figs[0].top;
+  const row = figs.filter(f => Math.abs(f.top - top) < 2);
+  return {n: figs.length, perRow: row.length,
+          rowShare: (Math.max(...row.map(f => f.right)) - Math.min(...row.map(f => f.left))) /
+                    g.getBoundingClientRect().width};
+});
+const out = document.createElement('pre');
+out.id = 'reader';
+out.textContent = JSON.stringify({broken: broken, overflowing: overflowing, plots: plots});
+document.body.appendChild(out);
+</script>"""
+
+
+def _claims_of_the_default_suite() -> list[dict]:
+    """The default suite's claims as a run shows them (measured: in the table), with long result ids in the
+    reason and fact names of the real length in the evidence."""
+    from reportgen.suite import load_suite
+    out = []
+    for spec in load_suite("default").cases:
+        for claim in spec.claims:
+            rid = f"{spec.name}/cpu/float32"
+            out.append({"id": claim.id, "case": spec.name, "text": claim.text, "source": claim.source,
+                        "verdict": "holds", "reason": f"holds on {rid}; not applicable to {spec.name}/cpu/bfloat16",
+                        "anchor": rid, "rule": claim.rule,
+                        "evidence": [{"result_id": rid, "fact": "grad.weight.linear_vs_conv1d.bitwise_equal_fraction",
+                                      "value": 0.332, "op": "<", "threshold": 1.0, "outcome": "true",
+                                      "noisy": False}]})
+    return out
+
+
+@pytest.mark.parametrize("width", [1280, 800])
+def test_words_break_only_at_separators_and_plots_use_the_width(tmp_path, width):
+    data = load_input(FIXTURE)
+    data["claims"] = _claims_of_the_default_suite()
+    page = tmp_path / "report.html"
+    page.write_text(render_html(data).replace("</body>", _READER + "</body>", 1), encoding="utf-8")
+    run = _chromium(page.as_uri(), tmp_path, "--dump-dom", width=width)
+    m = re.search(r'<pre id="reader">(.*?)</pre>', run.stdout, re.DOTALL)
+    assert m, run.stderr[-2000:]
+    found = json.loads(m.group(1).replace("&quot;", '"').replace("&amp;", "&").replace("&lt;", "<")
+                       .replace("&gt;", ">"))
+    # was: "conv1d_semantic|s", "convolutio|n" (overflow-wrap: anywhere in every cell)
+    assert found["broken"] == []
+    assert found["overflowing"] == []  # and no word sticks out of its cell instead
+    multi = [p for p in found["plots"] if p["n"] >= 2]
+    assert multi, found["plots"]
+    for p in multi:
+        # was: one 461 px plot per row, half of a 1280 px window
+        assert p["perRow"] == (2 if width >= 1280 else 1) and p["rowShare"] > 0.95, p

@@ -6,7 +6,6 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-import jinja2
 import pytest
 import torch
 
@@ -261,10 +260,7 @@ def test_bundled_claims_read_facts_the_case_publishes(case):
 
 def test_claims_template_escapes_and_links_only_the_source():
     from reportgen.render import html
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(ROOT / "templates")), autoescape=True,
-                             undefined=jinja2.StrictUndefined)
-    env.filters.update(num=html.fmt_num, anchor=html.anchor, verdict=html.verdict_badge)
-    env.tests["http_url"] = html.is_http_url  # the one check every href from data passes
+    env = html.environment(ROOT / "templates")  # the report's own filters (evidence_text, ...), autoescape on
     good = evaluate_claim(ClaimSpec(id="x", text="<b>bold</b>", source="https://example.org/?a=1&b=2",
                                     rule=LT), "c", [result({"a": 0.5})])
     bad = dict(good, id="y", source="javascript:alert(1)")

@@ -1,5 +1,6 @@
 """conv1d_cross_framework: the torch side always, skips that explain themselves, and the real MindSpore/JAX probes
-where their environments exist (REPORTGEN_MINDSPORE_PYTHON / REPORTGEN_JAX_PYTHON, else venvs/{ms,jax})."""
+where their environments exist (REPORTGEN_MINDSPORE_PYTHON / REPORTGEN_JAX_PYTHON, else venvs/{ms,jax}, else the
+environments `reportgen frameworks install` recorded in the user config)."""
 
 from __future__ import annotations
 
@@ -29,17 +30,24 @@ SMALL = {"batch": 1, "in_channels": 3, "out_channels": 4, "length": 16,
          "example_length": 32, "timeout_s": 120.0}
 
 
-def interpreter(env_var: str, venv: str) -> str | None:
+def interpreter(env_var: str, venv: str, name: str) -> str | None:
     path = os.environ.get(env_var) or str(REPO / "venvs" / venv / "bin" / "python")
+    if not Path(path).is_file():  # else what `reportgen frameworks install` recorded in the user's config
+        from reportgen.errors import UsageError
+        from reportgen.frameworks import recorded
+        try:
+            path = recorded()[name].python
+        except (KeyError, UsageError):
+            return None
     return path if Path(path).is_file() else None
 
 
-MS_PY = interpreter("REPORTGEN_MINDSPORE_PYTHON", "ms")
-JAX_PY = interpreter("REPORTGEN_JAX_PYTHON", "jax")
-needs_ms = pytest.mark.skipif(MS_PY is None, reason="no MindSpore interpreter (set REPORTGEN_MINDSPORE_PYTHON or "
-                                                    "make venvs/ms, see docs/frameworks.md)")
-needs_jax = pytest.mark.skipif(JAX_PY is None, reason="no JAX interpreter (set REPORTGEN_JAX_PYTHON or make "
-                                                      "venvs/jax, see docs/frameworks.md)")
+MS_PY = interpreter("REPORTGEN_MINDSPORE_PYTHON", "ms", "mindspore")
+JAX_PY = interpreter("REPORTGEN_JAX_PYTHON", "jax", "jax")
+needs_ms = pytest.mark.skipif(MS_PY is None, reason="no MindSpore interpreter (set REPORTGEN_MINDSPORE_PYTHON, "
+                                                    "or `reportgen frameworks install mindspore`)")
+needs_jax = pytest.mark.skipif(JAX_PY is None, reason="no JAX interpreter (set REPORTGEN_JAX_PYTHON, or "
+                                                      "`reportgen frameworks install jax`)")
 
 
 def run_case(frameworks: dict[str, str], **params) -> CaseResult:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from reportgen.verdicts import worst_verdict
 from reportgen.resources import resource_dir
@@ -24,6 +24,12 @@ VERDICT_CLASS = {
     "out of bound": "bad", "does not hold": "bad", "error": "bad",
     "inconclusive": "warn", "not measurable here": "muted", "skipped": "muted",
 }
+
+
+# The re-render command a report shows for itself. Not `reportgen render report.html`: the folder holds that very
+# report.html already, and render never overwrites (exit 2); a new folder beside it always works.
+RERENDER_DIR = "rerendered"
+RERENDER_COMMAND = f"reportgen render report.html --out {RERENDER_DIR}"
 
 
 def templates_dir() -> Path:
@@ -59,6 +65,49 @@ def fmt_duration(seconds: Any) -> str:
     return f"{seconds / 1e-9:.3g} ns"
 
 
+def fmt_bytes(value: Any) -> str:
+    """A byte count for people, in binary units to three significant figures: 134987776000 -> "126 GiB"."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        return fmt_num(value)
+    n = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.3g} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def fmt_field(key: Any, value: Any) -> str:
+    """A key/value table's value: byte counts (keys ending in ``bytes``) in GiB/MiB, everything else as fmt_num."""
+    return fmt_bytes(value) if str(key).endswith("bytes") else fmt_num(value)
+
+
+# torch.testing.assert_close's default (rtol, atol) per dtype (torch/testing/_comparison.py, unchanged since
+# torch 1.12; tests/test_report_reader.py checks them against the installed torch).
+ASSERT_CLOSE_DEFAULTS = {"float16": (1e-3, 1e-5), "bfloat16": (1.6e-2, 1e-5), "float32": (1.3e-6, 1e-5),
+                         "float64": (1e-7, 1e-7)}
+
+
+def assert_close_note(c: dict[str, Any]) -> bool:
+    """True when ``assert_close: fail`` sits beside ``within rounding``: the defaults allow
+    |Δ| <= atol + rtol·|expected| per element, which for this comparison is tighter than the rounding-error bound
+    somewhere, so a difference any correct summation order may give fails it. The table marks these cells and
+    says so once below it (assert_close_footnote), instead of the same sentence in every row."""
+    return c.get("assert_close") is False and c.get("verdict") == "within rounding"
+
+
+def assert_close_footnote(comparisons: list[dict[str, Any]]) -> str:
+    """The note under a comparisons table for its marked ``assert_close`` cells, or "" when none is marked."""
+    dtypes = list(dict.fromkeys(str(c.get("dtype")) for c in comparisons if assert_close_note(c)))
+    if not dtypes:
+        return ""
+    tols = [f"{d} rtol {ASSERT_CLOSE_DEFAULTS[d][0]:g}, atol {ASSERT_CLOSE_DEFAULTS[d][1]:g}"
+            if d in ASSERT_CLOSE_DEFAULTS else f"{d}: its defaults" for d in dtypes]
+    return (f"assert_close fails beside within rounding: its default tolerances ({'; '.join(tols)}) are tighter "
+            "than the rounding-error bound, so a difference that any correct summation order may give fails "
+            "them; the verdict is judged against the bound.")
+
+
 def comparison_label(c: dict[str, Any]) -> str:
     """A comparison's name, with its two sides when the name does not say them: one case may compare several
     pairs under one name ("feats": Linear vs 1x1 Conv2d, Linear vs float64, 1x1 Conv2d vs float64)."""
@@ -82,6 +131,16 @@ def comparison_note(c: dict[str, Any]) -> str:
     if c.get("max_normalised") is None and c.get("verdict") == "within rounding":
         return "the bound is vacuous (n·u ≥ 1): any finite difference is within it"
     return ""
+
+
+_AFTER_SEPARATOR = re.compile(r"(?<=[/_.])")
+
+
+def break_points(value: Any) -> Markup:
+    """``value`` escaped, with ``<wbr>`` after each ``/``, ``_`` and ``.``: for identifiers in narrow fixed-width
+    columns ("conv1d_semantics" in the claims table's Case column at 800 px), which are shorter than the long
+    tokens render_html breaks by itself, but wider than the column."""
+    return Markup("<wbr>").join(escape(part) for part in _AFTER_SEPARATOR.split(str(value)))
 
 
 def anchor(value: Any) -> str:
@@ -114,8 +173,14 @@ def environment(loader_root: Path | None = None) -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
     )
+    from reportgen.claims import evidence_text
+
     env.filters.update(num=fmt_num, dur=fmt_duration, anchor=anchor, verdict=verdict_badge, worst_verdict=worst_verdict,
-                       comparison_note=comparison_note)
+                       comparison_note=comparison_note, assert_close_note=assert_close_note,
+                       assert_close_footnote=assert_close_footnote, bytes=fmt_bytes,
+                       breaks=break_points,
+                       evidence_text=lambda ev: evidence_text(ev, fmt_num))
+    env.globals.update(field=fmt_field, rerender_command=RERENDER_COMMAND, rerender_dir=RERENDER_DIR)
     env.tests["http_url"] = is_http_url
     return env
 
@@ -148,8 +213,13 @@ def render_html(data: dict[str, Any], template: str = "report.html.j2") -> str:
     """Render a results dict; byte-identical output for equal input (keys normalised through JSON first)."""
     data = json.loads(dumps(data))
     env = environment()
+    from reportgen.render.pdf import soft_breaks  # pdf imports this module: imported here, not at the top
+
     css = Markup((templates_dir() / "report.css").read_text(encoding="utf-8"))  # our own file, not data
-    return env.get_template(template).render(run=data, svgs=_svgs(data), embedded=embedded_json(data), css=css)
+    page = env.get_template(template).render(run=data, svgs=_svgs(data), embedded=embedded_json(data), css=css)
+    # Long tokens (result ids, kernel names, paths) get <wbr> at their separators so table cells wrap there;
+    # "overflow-wrap: anywhere" wrapped every word mid-letter once a column was narrow ("conv1d_semantic|s").
+    return soft_breaks(page, joiner="<wbr>")
 
 
 def extract_embedded(page: str) -> dict[str, Any]:

@@ -13,7 +13,8 @@ import re
 from typing import Any, Callable, Iterable
 
 from reportgen.claims import NOT_MEASURABLE
-from reportgen.render.html import comparison_label, comparison_note, fmt_duration, fmt_num, worst_verdict
+from reportgen.render.html import (RERENDER_COMMAND, comparison_label, comparison_note, fmt_duration, fmt_field, fmt_num,
+                                   worst_verdict)
 
 GITHUB_LIMIT = 65_000  # GitHub rejects comments/issue bodies over 65,536 characters; keep a margin
 _CELL_MAX = 240  # characters of free text (reasons, claim texts) in one table cell
@@ -264,7 +265,7 @@ def _kv_lines(d: Any, prefix: str = "") -> list[tuple[str, str]]:
             for i, item in enumerate(v):
                 out += _kv_lines(item, f"{key}[{i}]")
         else:
-            out.append((key, ", ".join(map(str, v)) if isinstance(v, list) else fmt_num(v)))
+            out.append((key, ", ".join(map(str, v)) if isinstance(v, list) else fmt_field(k, v)))
     return out
 
 
@@ -287,7 +288,7 @@ def _footer(run: dict[str, Any]) -> list[str]:
     return ["---", f"_Summary by reportgen {esc(run.get('tool_version', '?'))} from results.json (schema "
                    f"{esc(run.get('schema_version', '?'))}). **Attach report.html** for the rest: plots, every "
                    "comparison and table, kernels, settings per case, raw timing samples; it embeds the complete "
-                   "results.json (`reportgen render report.html` re-renders it)._", ""]
+                   f"results.json (`{RERENDER_COMMAND}` re-renders it)._", ""]
 
 
 def _compose(run: dict[str, Any], level: int, cap: int | None) -> str:

@@ -20,12 +20,16 @@ from reportgen.results import dumps
 PAGE_SIZES = ("A4", "Letter")
 _EMBEDDED = re.compile(r'<script type="application/json"[^>]*>.*?</script>', re.DOTALL)
 _INLINE_SVG = re.compile(r"<svg\b.*?</svg>", re.DOTALL)
-# Text between tags, outside <pre>/<style>/<script> (split() keeps these and every tag at the odd indices).
-_MARKUP = re.compile(r"(<pre\b.*?</pre>|<style\b.*?</style>|<script\b.*?</script>|<[^>]*>)", re.DOTALL)
+# Text between tags, outside <pre>/<style>/<script>/<svg> (split() keeps these and every tag at the odd indices;
+# inline SVG only reaches here from report.html, the PDF has turned it into images by then).
+_MARKUP = re.compile(r"(<pre\b.*?</pre>|<style\b.*?</style>|<script\b.*?</script>|<svg\b.*?</svg>|<[^>]*>)",
+                     re.DOTALL)
 _LONG_TOKEN = re.compile(r"[^\s<>]{21,}")
 _SEPARATORS = "/_.,:=\\-›"
-# An entity, or up to 16 characters followed by any separators, or a run of separators: never splits an entity.
-_PIECE = re.compile(rf"&#?\w+;|[^{_SEPARATORS}&]{{1,16}}[{_SEPARATORS}]*|[{_SEPARATORS}]+|&")
+# Up to 16 characters (an entity counts as one) followed by any separators, or a run of separators: never splits
+# an entity, and breaks after separators, not around every entity ("&lt;script&gt;" stays one piece).
+_UNIT = rf"(?:&#?\w+;|[^{_SEPARATORS}&]|&)"
+_PIECE = re.compile(rf"{_UNIT}{{1,16}}[{_SEPARATORS}]*|[{_SEPARATORS}]+")
 ZERO_WIDTH_SPACE = "\u200b"
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 
@@ -70,7 +74,7 @@ def _svg_image(match: re.Match[str]) -> str:
     return f'<img class="plot" alt="plot" src="data:image/svg+xml;base64,{data}">'
 
 
-def soft_breaks(html: str) -> str:
+def soft_breaks(html: str, joiner: str = ZERO_WIDTH_SPACE) -> str:
     """``html`` with a zero-width space after the separators (and every 16 characters) of each text token longer
     than 20 characters: oneDNN problem descriptors, CUDA kernel names, dispatch chains, result ids.
 
@@ -78,11 +82,12 @@ def soft_breaks(html: str) -> str:
     character a break opportunity when WeasyPrint measures each cell's minimum width for the automatic table layout
     (default suite's report: 4.4 -> 3.4 s of layout without it); explicit break points cost nothing there and wrap
     at the separators instead of mid-word. Copying such a token from the PDF copies the zero-width spaces too;
-    report.html and the attached results.json keep the exact text."""
+    report.html and the attached results.json keep the exact text. ``joiner``: what goes between the pieces
+    (report.html uses ``<wbr>``, a break opportunity that copying does not turn into a character)."""
     head, body_tag, body = html.partition("<body")
     parts = _MARKUP.split(body)
     for i in range(0, len(parts), 2):  # even indices: text; odd: tags and skipped blocks
-        parts[i] = _LONG_TOKEN.sub(lambda m: ZERO_WIDTH_SPACE.join(_PIECE.findall(m.group(0))), parts[i])
+        parts[i] = _LONG_TOKEN.sub(lambda m: joiner.join(_PIECE.findall(m.group(0))), parts[i])
     return head + body_tag + "".join(parts)
 
 
@@ -105,7 +110,10 @@ def print_html(html: str, *, margin_label: str, page_size: str = "A4") -> str:
     # longer HTML elements that WeasyPrint computes CSS for (about a quarter of the layout time of the default
     # suite's report).
     html = _INLINE_SVG.sub(_svg_image, html)
-    return soft_breaks(html)
+    # report.html's <wbr> break points as zero-width spaces: inside an inline element (a link in a table cell)
+    # with overflow-wrap: break-word, WeasyPrint 70 ignores a <wbr> and breaks the word mid-letter instead
+    # ("conv1d_semant|ics"). "<wbr>" can only be our own tag: data is escaped.
+    return soft_breaks(html).replace("<wbr>", ZERO_WIDTH_SPACE)
 
 
 def html_to_pdf(html: str, *, margin_label: str, page_size: str = "A4", created: Any = None,
