@@ -433,8 +433,8 @@ def _drift(ctx: CaseContext, out: CaseOutput) -> None:
     robustness = getattr(ctx, "robustness_run", False)
     for loss_kind, prefix in (("published", ""), ("mse", "mse_")):
         configs = [("adam", lr) for lr in p[f"{prefix}adam_lrs"]] + [("sgd", lr) for lr in p[f"{prefix}sgd_lrs"]]
-        if robustness:  # only what the many-steps claim reads: Adam on the published loss
-            configs = [c for c in configs if loss_kind == "published" and c[0] == "adam"]
+        if robustness:  # only what the many-steps claim reads: Adam on the published loss at the post's lr
+            configs = [c for c in configs if loss_kind == "published" and c == ("adam", p["onestep_lr"])]
         if not configs:
             continue
         traces = {}
@@ -638,7 +638,8 @@ def run(ctx: CaseContext) -> CaseOutput:
     out = ctx.output()
     _published(ctx, out)
     # A robustness rerun (another seed) needs only what the claims read: the published protocol and the drift
-    # of Adam on the published loss; the variant's one-step sweep, the thread check and kernels are skipped.
+    # of Adam (lr onestep_lr) on the published loss; the variant's one-step sweep, the thread check, kernels and
+    # the other drift runs are skipped.
     robustness = getattr(ctx, "robustness_run", False)
     if not robustness:
         ctx.progress(f"one Adam step x {ctx.params['seeds']} seeds (variant)")
