@@ -81,3 +81,55 @@ def test_shared_kernel_conv_published_facts_equal_the_independent_script():
     for opt in ("sgd", "adam"):
         assert f[f"published.step.{opt}.averaged_minus_shared_max_abs"] == ref[f"{opt}_averaged_minus_shared_max_abs"]
         assert f[f"published.step.{opt}.shared_step_max_abs"] == ref[f"{opt}_shared_step_max_abs"]
+
+
+def test_fc_vs_conv2d_1x1_published_facts_equal_the_independent_script():
+    """The thread's code (both settings) on its input, and the same protocol over 20 input seeds."""
+    from reportgen.cases import fc_vs_conv2d_1x1 as mod
+    threads, seeds = torch.get_num_threads(), 20
+    out, _ = _published_facts("fc_vs_conv2d_1x1", mod, threads, published_seeds=seeds)
+    ref = _script("discuss_fc_conv1x1.py", "--seeds", str(seeds), threads=threads)
+    f = out.facts
+    assert ref["threads"] == threads and ref["published_input_seed"] == f["published.input_seed"] == 2010
+    for setting in ("elu_w1", "sigmoid_w0p001"):
+        for o in ("feats", "logits"):
+            theirs, pre = ref["published"][setting][o], f"published.{setting}.{o}"
+            assert f[f"{pre}.max_abs"] == theirs["max_abs"], pre
+            assert f[f"{pre}.max_abs_out"] == theirs["max_abs_out"], pre
+            assert f[f"{pre}.rel_to_magnitude"] == theirs["rel_to_magnitude"], pre
+            assert f[f"{pre}.max_rel_outputs_only"] == theirs["max_rel"], pre
+            assert f[f"{pre}.bitwise_equal_fraction"] == theirs["bitwise_equal_fraction"], pre
+    # over seeds (2010, 0, ..., 18): the largest difference relative to the output's magnitude
+    over = ref["over_seeds_summary"]
+    assert f["published.seeds.n"] == seeds
+    assert f["published.seeds.rel_to_magnitude_max"] == max(v for k, vals in over.items()
+                                                            if k.endswith(".rel_to_magnitude") for v in vals)
+
+
+def test_linear_vs_conv1d_published_facts_equal_the_independent_script():
+    """The answer's code on seed 0, and the default-init stack it implies (depths 1..32), bit for bit."""
+    from reportgen.cases import linear_vs_conv1d as mod
+    threads = torch.get_num_threads()
+    out, _ = _published_facts("linear_vs_conv1d", mod, threads)
+    info = get("linear_vs_conv1d")
+    ctx = CaseContext(name="linear_vs_conv1d", params=dict(info.defaults), device=torch.device("cpu"),
+                      dtype=torch.float32, seed=0, facts=info.facts)
+    mod._growth_default(ctx, out)
+    ref = _script("stackoverflow_conv1d_linear.py", "--no-timing", "--seed", "0", threads=threads)
+    f, p = out.facts, ref["published"]
+    assert ref["threads"] == threads and ref["seed"] == f["published.seed"] == 0
+    assert f["published.out_linear_mean"] == p["out_linear_mean"]
+    assert f["published.out_conv_mean"] == p["out_conv_mean"]
+    assert f["published.fwd.linear_vs_conv1d.bitwise_equal_fraction"] == p["fwd_bitwise_equal_fraction"]
+    assert f["published.fwd.max_abs_diff"] == p["fwd_max_abs_diff"]
+    assert f["published.fwd.max_abs_diff_over_max_abs_out"] == p["fwd_max_abs_diff_over_max_abs_out"]
+    rows = ref["depth_growth_default_init"]
+    assert [r["depth"] for r in rows] == sorted(info.defaults["growth_depths"])
+    table = next(t for t in out.tables if "default init" in t["title"])
+    for mine, theirs in zip(table["rows"], rows):
+        depth, top, _, _, diff, rel = mine[:6]
+        assert (depth, top, diff, rel) == (theirs["depth"], theirs["max_abs_out"], theirs["max_abs_diff"],
+                                           theirs["rel_diff"])
+    assert f["growth.depth.diff_first"] == rows[0]["max_abs_diff"]
+    assert f["growth.depth.diff_last"] == rows[-1]["max_abs_diff"]
+    assert f["growth.depth.rel_first"] == rows[0]["rel_diff"] and f["growth.depth.rel_last"] == rows[-1]["rel_diff"]
