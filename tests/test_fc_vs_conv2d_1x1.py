@@ -15,7 +15,8 @@ from reportgen.results import CaseResult
 from reportgen.suite import load_suite
 
 TINY = {"batch_size": 2, "samples": 3, "input_dim": 8, "widths": [4, 6, 8], "num_classes": 2,
-        "variants": [{"activation": "elu", "init": 1.0}, {"activation": "sigmoid", "init": 0.001}]}
+        "variants": [{"activation": "elu", "init": 1.0}, {"activation": "sigmoid", "init": 0.001}],
+        "published_seeds": 2}
 
 
 def _run(cpu_ctx, dtype=torch.float32, **overrides):
@@ -26,8 +27,10 @@ def _run(cpu_ctx, dtype=torch.float32, **overrides):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_tiny_run_structure_and_facts(cpu_ctx, dtype):
     out = _run(cpu_ctx, dtype)
-    # 2 variants x (feats, logits) x (Linear vs Conv, Linear vs ref, Conv vs ref) + 2 semantics comparisons
-    assert len(out.comparisons) == 2 * 2 * 3 + 2
+    # (the thread's code + 2 variants) x 2 settings x (feats, logits) x (Linear vs Conv, Linear vs ref, Conv vs ref)
+    # + 2 semantics comparisons
+    assert len(out.comparisons) == 2 * 2 * 3 + 2 * 2 * 3 + 2
+    assert sum(c["group"] == "published" for c in out.comparisons) == 2 * 2 * 3
     assert out.facts["fwd.verdict"] in ("identical", "within rounding")
     assert out.facts["fwd.max_normalised"] <= 1.0
     assert out.facts["fwd.each_side_vs_ref.verdict"] in ("identical", "within rounding")
@@ -42,7 +45,9 @@ def test_tiny_run_structure_and_facts(cpu_ctx, dtype):
     assert out.facts["semantics.kernel_sx1_vs_flatten_linear.verdict"] in ("identical", "within rounding")
     ids = [p["id"] for p in out.plots]
     assert len(ids) == len(set(ids)) and {"rel_per_layer", "normalised_per_layer"} <= set(ids)
-    assert len(out.tables) == 2 and len(out.tables[0]["rows"]) == 2 * 4  # 2 variants x (3 layers + logits)
+    # the thread's code (2 settings x 2 outputs, and the same for samples = 1), the same over 2 seeds, then the
+    # variants' per-layer table (2 variants x (3 layers + logits)) and the semantics table
+    assert [len(t["rows"]) for t in out.tables] == [8, 2, 2 * 4, 4]
     json.dumps(out.__dict__)  # everything must be JSON-able
 
 
@@ -89,12 +94,60 @@ def _verdict(spec, facts: dict) -> str:
 
 @pytest.mark.parametrize("suite", ["default", "quick"])
 def test_claim_rule_flips(cpu_ctx, suite):
+    """The claim is judged on the thread's code as published (published.fwd.*), not on the case's own input."""
     spec, _ = _claim("fc_vs_conv2d_1x1", "fc-vs-conv1x1-rounding-only", suite)
     facts = _run(cpu_ctx).facts
-    assert _verdict(spec, facts) == "holds"
-    assert _verdict(spec, {**facts, "fwd.verdict": "out of bound"}) == "does not hold"
-    assert _verdict(spec, {**facts, "fwd.max_rel": 1e-3}) == "does not hold"
+    within = facts["published.fwd.verdict"] in ("identical", "within rounding")
+    expected = "holds" if within and facts["published.fwd.max_rel"] < 1e-4 else "does not hold"
+    assert _verdict(spec, facts) == expected
+    # the variant's facts do not decide it
+    assert _verdict(spec, {**facts, "fwd.verdict": "out of bound", "fwd.max_rel": 1.0}) == expected
+    ok = {**facts, "published.fwd.verdict": "within rounding", "published.fwd.max_rel": 1e-5}
+    assert _verdict(spec, ok) == "holds"
+    assert _verdict(spec, {**ok, "published.fwd.verdict": "out of bound"}) == "does not hold"
+    assert _verdict(spec, {**ok, "published.fwd.max_rel": 1e-3}) == "does not hold"
     assert _verdict(spec, {}) == "not measurable here"
+
+
+def test_the_threads_code_runs_first_on_the_threads_input(cpu_ctx):
+    from reportgen.cases.fc_vs_conv2d_1x1 import PUBLISHED
+    from reportgen.published import run_published
+    out = _run(cpu_ctx)  # the variants at tiny sizes; the thread's code at its own
+    sec = out.extra["published"]
+    assert sec["source"] == "https://discuss.pytorch.org/t/implement-fully-connected-using-1x1-conv/114630"
+    assert "torch.manual_seed(2010)" in sec["snippet"] and "x.unsqueeze(3).permute(0, 2, 1, 3)" in sec["snippet"]
+    assert any("reconstructed" in e for e in sec["edits"]) and sec["departures"]
+    assert "tensor(" in sec["printed"]  # the snippet's own print ran
+    assert out.facts["published.input_seed"] == 2010
+    run = run_published(PUBLISHED, {"__name__": "__main__"})
+    torch.manual_seed(2010)
+    assert torch.equal(run["x"], torch.randn(16, 5, 256))  # the thread's input, not the case's
+    # the judged numbers are the snippet's: its Linear-vs-Conv difference on the logits, bit for bit
+    d = float((run["logits"].detach().double() - run["logits_conv"].detach().double()).abs().max())
+    assert out.facts["published.elu_w1.logits.max_abs"] == d
+    assert out.facts["published.elu_w1.logits.value_max_abs"] > 1e7  # ones and ELU: the logits grow to ~1e8
+    assert out.facts["published.fwd.max_rel"] == max(out.facts[f"published.{s}.{o}.max_rel"]
+                                                     for s in ("elu_w1", "sigmoid_w0p001")
+                                                     for o in ("feats", "logits"))
+    # the follow-up samples = 1 ran the same code on (16, 1, 256)
+    assert out.facts["published.samples1.elu_w1.logits.max_abs"] is not None
+    # over seeds: the thread's seed first, then others, the first entry the main run's own number
+    assert out.facts["published.seeds.n"] == 2
+    assert out.facts["published.seeds.max_rel"][0] == out.facts["published.fwd.max_rel"]
+    assert out.facts["published.seeds.max_rel"][1] != out.facts["published.seeds.max_rel"][0]
+
+
+def test_a_robustness_run_reruns_the_threads_code_on_the_case_seed(cpu_ctx):
+    info = cases.get("fc_vs_conv2d_1x1")
+    out = info.run(cpu_ctx({**info.defaults, **TINY}, robustness_run=True))
+    main = _run(cpu_ctx).facts
+    assert out.facts["published.input_seed"] == 0  # cpu_ctx's seed
+    assert "torch.manual_seed(0)" in out.extra["published"]["snippet"]
+    assert "torch.manual_seed(2010)" not in out.extra["published"]["snippet"]
+    assert out.facts["published.elu_w1.logits.max_abs"] != main["published.elu_w1.logits.max_abs"]
+    # the variants are the same; the sweep over seeds and the kernels/determinism sections are main-run only
+    assert out.facts["fwd.max_rel"] == main["fwd.max_rel"]
+    assert "published.seeds.n" not in out.facts and "kernels" not in out.extra
 
 
 def test_kernels_and_determinism_sections(cpu_ctx):

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
 from reportgen.cases import get
-from reportgen.cases.optimizer_drift import _GROWTH, _ROUNDING_LEVEL_U, _log_points, _Trace, _trend
+from reportgen.cases.optimizer_drift import PUBLISHED, _GROWTH, _ROUNDING_LEVEL_U, _log_points, _Trace, _trend
+from reportgen.claims import evaluate_rule
+from reportgen.suite import load_suite
 from reportgen.results import sanitize
 
 TINY = {"seeds": 12, "steps": 15, "adam_lrs": [0.5], "sgd_lrs": [0.1], "mse_adam_lrs": [0.5], "mse_sgd_lrs": [],
-        "thread_check_seeds": 3, "plot_points": 6}
+        "thread_check_seeds": 3, "plot_points": 6, "published_seeds": 30, "robustness_block": 10}
 
 
 def run(cpu_ctx, dtype=torch.float32, **over):
@@ -28,6 +31,67 @@ def out32():
     ctx = CaseContext(name="t", params={**info.defaults, **TINY}, device=torch.device("cpu"), dtype=torch.float32,
                       seed=0)
     return info.run(ctx)
+
+
+def test_published_protocol_runs_first_as_code(out32):
+    """The post's protocol runs as text (the snippet shown in the report), its facts under published.*."""
+    f, sec = out32.facts, out32.extra["published"]
+    assert sec["snippet"] == PUBLISHED.snippet.replace("range(1000)", "range(30)", 1)
+    for line in ("x = torch.rand((10, 3, 3), generator=gen)", "out_l = linear(x)",
+                 "out_c = conv(x.transpose(1, 2)).transpose(1, 2)", "out.sum(2).mean().backward()",
+                 "torch.manual_seed(seed)", "conv = nn.Conv1d(3, 2, 1)"):
+        assert line in sec["snippet"]
+    assert any("reconstruction" in e for e in sec["edits"]) and any("range(30)" in e for e in sec["edits"])
+    assert sec["departures"] and "within 1e-7:" in sec["printed"]
+    assert f["published.seeds"] == 30 and f["published.first_seed"] == 0 and f["published.reconstructed"] is True
+    assert 1.0 >= f["published.frac_within_1e-6"] >= f["published.frac_within_1e-7"] >= f["published.frac_equal"]
+    assert f["published.threads"] == torch.get_num_threads()
+    assert any(t["title"].startswith("One Adam step (lr 0.5): the published protocol") for t in out32.tables)
+
+
+def test_published_protocol_is_not_the_variant(out32):
+    """Seed 0 of the post's protocol, written out here: (N, L, C), default init under the seed. The case's
+    published fact for it must be this computation's (the variant, (N, C, L) with drawn parameters, is another)."""
+    torch.manual_seed(0)
+    conv, lin = torch.nn.Conv1d(3, 2, 1), torch.nn.Linear(3, 2)
+    with torch.no_grad():
+        lin.weight.copy_(conv.weight[..., 0]), lin.bias.copy_(conv.bias)
+    x = torch.rand((10, 3, 3), generator=torch.Generator().manual_seed(0))
+    for m, y in ((lin, lambda: lin(x)), (conv, lambda: conv(x.transpose(1, 2)).transpose(1, 2))):
+        opt = torch.optim.Adam(m.parameters(), lr=0.5)
+        y().sum(2).mean().backward()
+        opt.step()
+    with torch.no_grad():
+        d = max(float((lin.weight.double() - conv.weight[..., 0].double()).abs().max()),
+                float((lin.bias.double() - conv.bias.double()).abs().max()))
+    assert d <= out32.facts["published.max_dparam"]
+    assert (d == 0.0) <= (out32.facts["published.frac_equal"] > 0) and (d <= 1e-7) <= (
+        out32.facts["published.frac_within_1e-7"] > 0)
+
+
+def test_claims_are_judged_on_the_published_facts(out32):
+    for suite in ("default", "quick"):
+        case = next(c for c in load_suite(suite).cases if c.name == "optimizer_drift")
+        claim = next(c for c in case.claims if c.id == "adam-one-step-1e-6-not-1e-7")
+        outcome, evidence = evaluate_rule(claim.rule, out32.facts)
+        f = out32.facts
+        expected = f["published.frac_within_1e-6"] == 1.0 and f["published.frac_within_1e-7"] < 1.0
+        assert outcome == ("true" if expected else "false")
+        assert {e["fact"] for e in evidence} <= {"published.frac_within_1e-6", "published.frac_within_1e-7"}
+
+
+def test_robustness_rerun_moves_the_published_seeds(cpu_ctx):
+    """A robustness rerun on another seed runs the published protocol on another block of seeds (said so in the
+    edits) and skips what no claim reads (the variant, thread check, kernels)."""
+    info = get("optimizer_drift")
+    out = info.run(replace(cpu_ctx({**info.defaults, **TINY}, robustness_run=True), seed=2))
+    sec, f = out.extra["published"], out.facts
+    assert sec["seed_call"] == "range(60, 70)" and "range(60, 70)" in sec["snippet"] and "range(30)" not in sec["snippet"]
+    assert any("range(1000) replaced by range(60, 70)" in e for e in sec["edits"])
+    assert f["published.first_seed"] == 60 and f["published.seeds"] == 10
+    assert not any(k.startswith(("onestep.", "threads.", "kernels.", "determinism.", "drift_mse.", "drift.sgd"))
+                   for k in f)
+    assert "drift.adam.lr0.5.rel_dparam_final" in f  # what the many-steps claim reads
 
 
 def test_one_step_fractions_are_consistent(out32):

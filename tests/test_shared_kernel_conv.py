@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from reportgen.cases import CaseContext, CaseOutput, get
-from reportgen.cases.shared_kernel_conv import _grads, _loop, _repeated, _shared, _sides_vs_reference
+from reportgen.cases.shared_kernel_conv import PUBLISHED, _grads, _loop, _repeated, _shared, _sides_vs_reference
+from reportgen.claims import evaluate_rule
 from reportgen.measure.numerics import gamma
 from reportgen.results import sanitize
+from reportgen.suite import load_suite
 
 C = 3
 TINY = {"batch": 2, "channels": C, "height": 6, "width": 5, "train_batch": 1, "train_size": 5, "train_steps": 4,
@@ -24,6 +27,65 @@ def out() -> CaseOutput:
     ctx = CaseContext(name="t", params={**info.defaults, **TINY}, device=torch.device("cpu"), dtype=torch.float32,
                       seed=0, timing_rounds=2, timing_min_sample_s=0.0005)
     return info.run(ctx)
+
+
+def test_published_example_runs_first_as_code(out):
+    """The question's example and the answer run as text (shown in the report); facts under published.*."""
+    sec, f = out.extra["published"], out.facts
+    assert sec["snippet"] == PUBLISHED.snippet and sec["seed_call"] == "torch.manual_seed(0)"
+    for line in ("torch.manual_seed(0)", "x = torch.rand(1, 3, 3, 3)", "kernel = nn.Conv2d(1, 1, 3)",
+                 "conv = nn.Conv2d(3, 3, 3, groups=3)", "conv.bias.data = kernel.bias.data.repeat(3)",
+                 "shared(x).mean().backward()"):
+        assert line in sec["snippet"]
+    assert any("reconstructed" in e for e in sec["edits"]) and sec["departures"]
+    assert "-1.0085" in sec["printed"]  # what the question printed, printed here
+    # The question's printed numbers reproduce to their 4 digits; the bits of the grouped conv and of the
+    # per-channel kernel need not agree, but they are within rounding of each other.
+    assert f["published.conv_x_matches_post"] is True and len(f["published.conv_x"]) == 3
+    assert f["published.grouped_vs_single.max_normalised"] <= 1.0
+    # The answer: summed gradients of the repeated weight are the shared kernel's gradient.
+    assert f["published.grad.shared_vs_summed.max_normalised"] <= 1.0
+    assert f["published.grad.bias_shared_vs_summed.max_normalised"] <= 1.0
+
+
+def test_published_example_one_step_sgd_vs_adam(out):
+    """On the published example averaging the copies after an SGD step gives 1/C of the shared step; after one
+    Adam step it gives the shared step to rounding (each copy moves by ~lr*sign(grad), and every input is
+    positive, so every copy's gradient has the same sign): the claim holds on the published run through SGD."""
+    f = out.facts
+    assert f["published.step.sgd.averaged_off"] == pytest.approx(1 - 1 / 3, rel=1e-5)
+    assert f["published.step.adam.averaged_off"] < 1e-5
+    assert f["published.step.adam.shared_step_max_abs"] == pytest.approx(get("shared_kernel_conv").defaults[
+        "published_step_lr"], rel=1e-5)
+
+
+def test_claims_are_judged_on_the_published_facts(out):
+    for suite in ("default", "quick"):
+        case = next(c for c in load_suite(suite).cases if c.name == "shared_kernel_conv")
+        for claim in case.claims:
+            outcome, evidence = evaluate_rule(claim.rule, out.facts)
+            assert outcome == "true", (suite, claim.id)
+            assert evidence and all(e["fact"].startswith("published.") for e in evidence)
+
+
+def test_robustness_rerun_replaces_the_seeding_call(cpu_ctx):
+    info = get("shared_kernel_conv")
+    res = info.run(replace(cpu_ctx({**info.defaults, **TINY}, robustness_run=True), seed=5))
+    sec, f = res.extra["published"], res.facts
+    assert sec["seed_call"] == "torch.manual_seed(5)" and "torch.manual_seed(0)" not in sec["snippet"]
+    assert any("torch.manual_seed(0) replaced by torch.manual_seed(5)" in e for e in sec["edits"])
+    assert not f["published.conv_x_matches_post"]  # another input: not the question's numbers
+    assert f["published.grad.shared_vs_summed.max_normalised"] <= 1.0
+    # only the published example: no variants, kernels or timing on a robustness seed
+    assert all(k.startswith("published.") for k in f) and not res.timings
+
+
+def test_bad_published_step_lr_is_a_usage_error(tmp_path):
+    from reportgen.errors import UsageError
+    bad = tmp_path / "s.yaml"
+    bad.write_text("name: s\ncases:\n  - name: shared_kernel_conv\n    params: {published_step_lr: -0.1}\n")
+    with pytest.raises(UsageError, match="published_step_lr"):
+        load_suite(str(bad))
 
 
 def test_three_formulations_compute_the_same_conv():

@@ -9,24 +9,33 @@ reference and a rigorous rounding bound, absolute and relative, per layer.
 
 It also shows the thread's semantics point: with samples > 1 a 1x1 conv is a Linear applied at each position
 independently, while a (samples x 1) kernel is flatten + one Linear over all positions.
+
+The thread's code runs first, as text (``PUBLISHED``; the parts the stored copy of the thread lost are marked
+``# reconstructed``), on the thread's input ``torch.manual_seed(2010); torch.randn(16, 5, 256)``, in both settings
+and with samples = 1; its facts are ``published.*`` and the claim is judged on them. The same protocol runs on other
+input seeds (``published.seeds.*``; a robustness run reruns it on ``ctx.seed``). The case's own input and the
+hidden layers (``fwd.*``) are variants beside it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+import statistics
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reportgen.facts import BOOL, EXPLAIN_FACTS, STR, FactSpec, comparison_facts, schema
+from reportgen.facts import BOOL, EXPLAIN_FACTS, LIST, NUMBER, STR, FactSpec, comparison_facts, facts, schema
 from reportgen.cases import CaseContext, CaseOutput, register
 from reportgen.engine import SideOutput, judge, publish
 from reportgen.errors import UsageError
 from reportgen.measure.numerics import (Comparison, compare, gamma,
                                         log10_abs_histogram, matmul_bound, unit_roundoff)
-from reportgen.verdicts import worst_verdict
+from reportgen.published import Published, run_published
+from reportgen.verdicts import IDENTICAL, WITHIN, worst_verdict
 
 #: activation -> (module factory, float64 reference function, Lipschitz constant). The Lipschitz constant
 #: carries an error in the pre-activation through the activation: ELU(alpha=1) has slope <= 1, sigmoid <= 1/4.
@@ -49,6 +58,8 @@ DEFAULTS: dict[str, Any] = {
     "num_classes": 4,
     # The thread's two settings: all weights/biases 1 with ELU, then 0.001 with sigmoid.
     "variants": [{"activation": "elu", "init": 1.0}, {"activation": "sigmoid", "init": 0.001}],
+    # the thread's code is also rerun on this many input seeds (2010, the thread's, then 0, 1, ...)
+    "published_seeds": 20,
 }
 
 
@@ -173,6 +184,262 @@ def reference_with_bounds(x: torch.Tensor, params: list[tuple[torch.Tensor, torc
 def _layer_params(model: LinearModel) -> list[tuple[torch.Tensor, torch.Tensor]]:
     linears = [m for m in model.backbone if isinstance(m, nn.Linear)] + [model.logits]
     return [(m.weight, m.bias) for m in linears]
+
+
+# --- the thread's code, run as published ---------------------------------------------------------------
+
+_THREAD = "https://discuss.pytorch.org/t/implement-fully-connected-using-1x1-conv/114630"
+
+#: The thread's code. Lines ending in "# reconstructed" are not in the retrieved text (the stored copy of the thread
+#: stops after the first line of ``init``, and its ``Sequential(...)`` lost lines, its closing parenthesis among
+#: them); everything else is the retrieved text verbatim.
+_SNIPPET = '''\
+import torch
+
+
+class Model(torch.nn.Module):
+    def __init__(self, input_dim: int):
+        super(Model, self).__init__()
+        self._backbone = torch.nn.Sequential(
+            torch.nn.Linear(input_dim, 64, bias=True),
+            torch.nn.ELU(),  # reconstructed
+            torch.nn.Linear(64, 128, bias=True),
+            torch.nn.ELU(),  # reconstructed
+            torch.nn.Linear(128, 256, bias=True),
+            torch.nn.ELU())  # reconstructed
+        self._logits = torch.nn.Linear(256, 4, bias=True)
+
+    def forward(self, x: torch.Tensor):
+        feats = self._backbone(x)
+        logits = self._logits(feats)
+        return logits, feats
+
+
+class ModelConv(torch.nn.Module):
+    def __init__(self, input_dim: int):  # reconstructed
+        super(ModelConv, self).__init__()  # reconstructed
+        self._backbone = torch.nn.Sequential(  # reconstructed
+            torch.nn.Conv2d(input_dim, 64, 1, bias=True),  # reconstructed
+            torch.nn.ELU(),  # reconstructed
+            torch.nn.Conv2d(64, 128, 1, bias=True),  # reconstructed
+            torch.nn.ELU(),  # reconstructed
+            torch.nn.Conv2d(128, 256, 1, bias=True),  # reconstructed
+            torch.nn.ELU())  # reconstructed
+        self._logits = torch.nn.Conv2d(256, 4, 1, bias=True)  # reconstructed
+
+    def forward(self, x: torch.Tensor):
+        x = x.unsqueeze(3).permute(0, 2, 1, 3)
+        feats = self._backbone(x)
+        logits = self._logits(feats)
+        feats = feats.squeeze(3).permute(0, 2, 1)
+        logits = logits.squeeze(3).permute(0, 2, 1)
+        return logits, feats
+
+
+if __name__ == '__main__':
+    input_dim = 256
+    num_classes = 4
+    samples = 5
+    batch_size = 16
+    torch.manual_seed(2010)  # reconstructed
+    x = torch.randn(batch_size, samples, input_dim)
+    layers_width = [50, 100, 150]
+    def init(m):
+        if hasattr(m, 'weight'):
+            torch.nn.init.constant_(m.weight, 1)
+        if hasattr(m, 'bias'):  # reconstructed
+            torch.nn.init.constant_(m.bias, 1)  # reconstructed
+    model = Model(input_dim)  # reconstructed
+    model_conv = ModelConv(input_dim)  # reconstructed
+    model.apply(init)  # reconstructed
+    model_conv.apply(init)  # reconstructed
+    logits, feats = model(x)  # reconstructed
+    logits_conv, feats_conv = model_conv(x)  # reconstructed
+    print((feats - feats_conv).abs().max(), (logits - logits_conv).abs().max())  # reconstructed
+'''
+
+PUBLISHED = Published(
+    source=_THREAD,
+    title='PyTorch forums: "Implement Fully Connected using 1x1 Conv" (the question\'s code)',
+    snippet=_SNIPPET,
+    edits=("the stored copy of the thread is cut after the first line of init() and its Sequential(...) lost "
+           "lines: every line marked '# reconstructed' is not the thread's text but taken from the issue and the "
+           "case's description (the ELU after each backbone layer, ModelConv's __init__ written out from 'the "
+           "same with torch.nn.Conv2d(in, out, 1, bias=True)', the bias set to the constant as well, the seed "
+           "torch.manual_seed(2010) before the input, building, initialising and running both models, the print)",
+           "run as a script (__name__ == '__main__')"),
+    departures=("the case's variants draw their own input (the case seed, not torch.manual_seed(2010)) and fill "
+                "every parameter with the constant directly; their models are the same layers (fact names "
+                "fwd.<setting>.<layer>.*, which also cover the hidden layers)",
+                "the thread's second setting (constant 0.001 with sigmoid) is the same snippet with ELU replaced "
+                "by Sigmoid and the constant 1 by 0.001 (reconstructed: its code is not in the retrieved text)",
+                "the follow-up 'samples = 1' is the same snippet with samples = 5 replaced by samples = 1; the "
+                "(samples x 1) kernel is shown only in the semantics variant, on the case's input and random "
+                "weights (the thread's code for it is not retrievable)",
+                "over seeds: the same snippet with torch.manual_seed(2010) replaced by other seeds (2010, 0, 1, ...)"),
+    outputs=("x", "model", "model_conv", "logits", "feats", "logits_conv", "feats_conv"),
+    seed_call="torch.manual_seed(2010)",
+)
+
+#: (fact key, activation, constant): the thread's two settings, the second made from the first by substitution
+_SETTINGS = (("elu_w1", "elu", 1.0), ("sigmoid_w0p001", "sigmoid", 0.001))
+
+
+def _substituted(pub: Published, pairs: tuple[tuple[str, str], ...], edit: str) -> Published:
+    snippet = pub.snippet
+    for old, new in pairs:
+        if old not in snippet:
+            raise RuntimeError(f"{pub.title}: {old!r} not in the snippet")
+        snippet = snippet.replace(old, new)
+    return replace(pub, snippet=snippet, edits=pub.edits + (edit,))
+
+
+def _setting(pub: Published, activation: str, value: float) -> Published:
+    if activation == "elu" and value == 1.0:
+        return pub
+    act = {"elu": "ELU", "sigmoid": "Sigmoid"}[activation]
+    return _substituted(pub, (("torch.nn.ELU()", f"torch.nn.{act}()"),
+                              ("constant_(m.weight, 1)", f"constant_(m.weight, {value:g})"),
+                              ("constant_(m.bias, 1)", f"constant_(m.bias, {value:g})")),
+                        f"second setting (reconstructed): ELU -> {act}, constant 1 -> {value:g}")
+
+
+def _thread_params(model: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    linears = [m for m in model._backbone if isinstance(m, nn.Linear)] + [model._logits]
+    return [(m.weight, m.bias) for m in linears]
+
+
+def _elementwise_rel(a: torch.Tensor, b: torch.Tensor) -> float | None:
+    """max |a - b| / |b| over elements with |b| > sqrt(u) max |b| (u of float32): the relative difference as a
+    reader of the thread computes it from the two outputs alone (no reference, no bound)."""
+    a, b = a.detach().double(), b.detach().double()
+    mask = b.abs() > math.sqrt(unit_roundoff(torch.float32)) * float(b.abs().max())
+    return float(((a - b).abs()[mask] / b.abs()[mask]).max()) if bool(mask.any()) else None
+
+
+def _judge_published(ctx: CaseContext, out: CaseOutput, pub: Published, key: str, activation: str,
+                     prefix: str, add: bool) -> dict[str, Any]:
+    """Run one setting of the thread's code as published and judge Linear vs 1x1 Conv2d on feats and logits
+    against the float64 reference and the propagated bound of the snippet's own (rounded) input and parameters."""
+    run = run_published(pub, {"__name__": "__main__"})
+    model, x = run["model"], run["x"]
+    refs, bounds = reference_with_bounds(x, _thread_params(model), activation, torch.float32)
+    shown: dict[str, Any] = {}
+    for name, lin_name, conv_name, ref, bound in (("feats", "feats", "feats_conv", refs[-2], bounds[-2]),
+                                                 ("logits", "logits", "logits_conv", refs[-1], bounds[-1])):
+        lo, co = run[lin_name].detach(), run[conv_name].detach()
+        desc = (f"gamma_(n+1) propagated through the layers with the activation's Lipschitz constant, + "
+                f"{_ACT_ULPS:g} ulps per activation (assumed library accuracy)")
+        base = f"{prefix}.{key}.{name}"
+        sides = [SideOutput("linear", "Model (Linear)", lo, bound),
+                 SideOutput("conv", "ModelConv (1x1 Conv2d)", co, bound)]
+        got = judge(out, "published", sides, ref, desc=desc, factor=ctx.bound_factor, keys=(), fact_prefix=base,
+                    name=f"published code, {key}: {name}", pair_desc="sum of both sides' bounds: " + desc, add=add)
+        pair = got["linear_vs_conv"]
+        publish(out, base, pair, _PAIR_KEYS)
+        d = (lo.double() - co.double()).abs()
+        out.fact(f"{base}.value_max_abs", float(ref.abs().max()))
+        out.fact(f"{base}.max_abs_out", float(co.double().abs().max()))
+        out.fact(f"{base}.rel_to_magnitude", float(d.max() / co.double().abs().max()))
+        out.fact(f"{base}.max_rel_outputs_only", _elementwise_rel(lo, co))
+        out.fact(f"{base}.each_side_vs_ref.verdict",
+                 worst_verdict([got["linear_vs_ref"].verdict, got["conv_vs_ref"].verdict]))
+        shown[name] = {"pair": pair, "vs_ref": [got["linear_vs_ref"], got["conv_vs_ref"]],
+                       "rel_to_magnitude": float(d.max() / co.double().abs().max())}
+    return {"run": run, "shown": shown}
+
+
+def _published_summary(out: CaseOutput, prefix: str, results: list[dict[str, Any]]) -> dict[str, Any]:
+    pairs = [s["pair"] for r in results for s in r["shown"].values()]
+    rels = [c.max_rel for c in pairs if c.max_rel is not None]
+    summary = {"verdict": worst_verdict([c.verdict for c in pairs]), "max_rel": max(rels) if rels else None,
+               "max_abs": max(c.max_abs for c in pairs),
+               "rel_to_magnitude": max(s["rel_to_magnitude"] for r in results for s in r["shown"].values()),
+               "bitwise_equal_fraction": min(c.bitwise_equal_fraction for c in pairs)}
+    for k, v in summary.items():
+        out.fact(f"{prefix}.fwd.{k}", v)
+    out.fact(f"{prefix}.fwd.each_side_vs_ref.verdict",
+             worst_verdict([c.verdict for r in results for s in r["shown"].values() for c in s["vs_ref"]]))
+    return summary
+
+
+def _published(ctx: CaseContext, out: CaseOutput) -> None:
+    """The thread's code first: both settings on the thread's input (or, in a robustness run, on ``ctx.seed``),
+    judged like the variants; then the follow-up samples = 1, and (main run) the same protocol over other seeds."""
+    robust = getattr(ctx, "robustness_run", False)
+    base = PUBLISHED.with_seed(ctx.seed) if robust else PUBLISHED
+    results = [_judge_published(ctx, out, _setting(base, act, value), key, act, "published", add=True)
+               for key, act, value in _SETTINGS]
+    summary = _published_summary(out, "published", results)
+    out.fact("published.input_seed", ctx.seed if robust else 2010)
+    out.extra["published"] = results[0]["run"].section()
+    s1 = _substituted(base, (("samples = 5", "samples = 1"),), "follow-up: samples = 5 replaced by samples = 1")
+    follow = [_judge_published(ctx, out, _setting(s1, act, value), key, act, "published.samples1", add=False)
+              for key, act, value in _SETTINGS]
+    _published_summary(out, "published.samples1", follow)
+    rows = [[key, name, s["pair"].max_abs, s["rel_to_magnitude"], s["pair"].max_rel, s["pair"].max_normalised,
+             s["pair"].bitwise_equal_fraction, s["pair"].verdict]
+            for (key, _, _), r in zip(_SETTINGS, results) for name, s in r["shown"].items()]
+    rows += [[f"{key}, samples = 1", name, s["pair"].max_abs, s["rel_to_magnitude"], s["pair"].max_rel,
+              s["pair"].max_normalised, s["pair"].bitwise_equal_fraction, s["pair"].verdict]
+             for (key, _, _), r in zip(_SETTINGS, follow) for name, s in r["shown"].items()]
+    out.add_table("The thread's code as published: Model (Linear) vs ModelConv (1x1 Conv2d)",
+                  ["setting", "output", "max |delta|", "max |delta| / max |out|", "max rel (elementwise)",
+                   "max |delta|/bound", "bitwise equal", "verdict"], rows,
+                  note=f"Input: torch.manual_seed({ctx.seed if robust else 2010}); torch.randn(16, 5, 256) (samples "
+                       "= 1: torch.randn(16, 1, 256)). The elementwise relative difference leaves out elements whose "
+                       "|reference| is within its bound or below sqrt(u) max |reference|.")
+    if not robust:
+        _over_seeds(ctx, out, summary)
+
+
+def _pairs_only(ctx: CaseContext, pub: Published) -> dict[str, Any]:
+    """The published protocol's summary (as :func:`_published_summary`) from the Linear-vs-Conv pairs alone, the
+    same comparison judge makes (allowed: both sides' bound), without the side-vs-reference ones."""
+    pairs, mags = [], []
+    for _, act, value in _SETTINGS:
+        run = run_published(_setting(pub, act, value), {"__name__": "__main__"})
+        refs, bounds = reference_with_bounds(run["x"], _thread_params(run["model"]), act, torch.float32)
+        for lin_name, ref, bound in (("feats", refs[-2], bounds[-2]), ("logits", refs[-1], bounds[-1])):
+            lo, co = run[lin_name].detach(), run[f"{lin_name}_conv"].detach()
+            pairs.append(compare(lo, co, (bound + bound) * ctx.bound_factor, name=lin_name, actual_label="Linear",
+                                 expected_label="1x1 Conv2d", reference=ref))
+            mags.append(float((lo.double() - co.double()).abs().max() / co.double().abs().max()))
+    rels = [c.max_rel for c in pairs if c.max_rel is not None]
+    return {"verdict": worst_verdict([c.verdict for c in pairs]), "max_rel": max(rels) if rels else None,
+            "max_abs": max(c.max_abs for c in pairs), "rel_to_magnitude": max(mags)}
+
+
+def _over_seeds(ctx: CaseContext, out: CaseOutput, first: dict[str, Any]) -> None:
+    """The published protocol on other input seeds (2010, then 0, 1, ...): how far the numbers behind
+    "negligible relative to magnitude" move with the input alone."""
+    n = ctx.params["published_seeds"]
+    seeds = [2010] + list(range(n - 1))
+    rows, rels, mags = [], [], []
+    for seed in seeds:
+        s = first if seed == 2010 else _pairs_only(ctx, PUBLISHED.with_seed(seed))
+        rows.append([seed, s["max_rel"], s["rel_to_magnitude"], s["max_abs"], s["verdict"]])
+        rels.append(s["max_rel"])
+        mags.append(s["rel_to_magnitude"])
+    known = [r for r in rels if r is not None]
+    out.fact("published.seeds.n", len(seeds))
+    out.fact("published.seeds.max_rel", rels)
+    out.fact("published.seeds.max_rel_min", min(known) if known else None)
+    out.fact("published.seeds.max_rel_median", float(statistics.median(known)) if known else None)
+    out.fact("published.seeds.max_rel_max", max(known) if known else None)
+    out.fact("published.seeds.rel_to_magnitude_max", max(mags))
+    out.fact("published.seeds.within_rounding", sum(r[4] in (IDENTICAL, WITHIN) for r in rows))
+    out.add_table(f"The thread's code on {len(seeds)} input seeds (2010 is the thread's)",
+                  ["seed", "max rel (elementwise)", "max |delta| / max |out|", "max |delta|", "verdict"], rows,
+                  note="Worst over both settings and both outputs (feats, logits). The elementwise relative "
+                       "difference is set by the few elements whose value is small against the output's largest; "
+                       "relative to the output's magnitude the difference stays a few float32 ulps.")
+    out.add_line_plot("published_seeds", "The thread's code over input seeds: relative difference Linear vs "
+                      "1x1 Conv2d", "seed index (0 = the thread's 2010)", "relative difference", [
+                          {"label": "max rel (elementwise)", "x": list(range(len(seeds))),
+                           "y": rels, "style": ""},
+                          {"label": "max |delta| / max |out|", "x": list(range(len(seeds))), "y": mags,
+                           "style": ""}], yscale="log")
 
 
 # --- the case ----------------------------------------------------------------------------------------------
@@ -344,6 +611,7 @@ def _checked(p: Mapping[str, Any]) -> tuple[list[int], int, int, int, list[Varia
 
 def _validate(p: Mapping[str, Any]) -> None:
     _checked(p)
+    _ints([p["published_seeds"]], "published_seeds")
 
 
 FACTS = schema(
@@ -354,6 +622,18 @@ FACTS = schema(
     FactSpec("semantics.conv1x1_per_position", BOOL), FactSpec("semantics.*.out_shape", STR),
     comparison_facts("semantics.conv1x1_vs_linear", ("verdict",)),
     comparison_facts("semantics.kernel_sx1_vs_flatten_linear", ("verdict", "max_normalised")),
+    # the thread's code as published: published[.samples1].<setting>.<feats|logits>.<metric> and the worst over
+    # settings and outputs, published[.samples1].fwd.<metric>; published.seeds.*: the same over input seeds
+    *[spec for pre in ("published", "published.samples1") for spec in (
+        comparison_facts(f"{pre}.*.*", _PAIR_KEYS + ("value_max_abs",)),
+        facts(f"{pre}.*.*", ["max_abs_out", "rel_to_magnitude", "max_rel_outputs_only"], NUMBER),
+        comparison_facts(f"{pre}.*.*.each_side_vs_ref", ("verdict",)),
+        comparison_facts(f"{pre}.fwd", ("verdict", "max_rel", "max_abs", "bitwise_equal_fraction")),
+        facts(f"{pre}.fwd", ["rel_to_magnitude"], NUMBER),
+        comparison_facts(f"{pre}.fwd.each_side_vs_ref", ("verdict",)))],
+    FactSpec("published.input_seed", NUMBER), FactSpec("published.seeds.max_rel", LIST),
+    facts("published.seeds", ["n", "max_rel_min", "max_rel_median", "max_rel_max", "rel_to_magnitude_max",
+                              "within_rounding"], NUMBER),
 )
 
 
@@ -364,6 +644,8 @@ FACTS = schema(
 def run(ctx: CaseContext) -> CaseOutput:
     dims, classes, batch, samples, variants = _checked(ctx.params)
     out = ctx.output()
+    ctx.progress("the thread's code, as published")
+    _published(ctx, out)
     x = ctx.randn(batch, samples, dims[0], gen=ctx.generator(0))
     results = []
     for v in variants:
@@ -373,7 +655,8 @@ def run(ctx: CaseContext) -> CaseOutput:
     _layer_table_and_plots(out, results)
     ctx.progress("semantics: 1x1 vs (samples x 1) kernels")
     _semantics(ctx, out, x, dims[1])
-    _why(ctx, out, results[0], x)
+    if not getattr(ctx, "robustness_run", False):  # kernels and determinism: once, on the main run
+        _why(ctx, out, results[0], x)
     _notes(out, results)
     return out
 

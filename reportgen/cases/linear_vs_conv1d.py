@@ -1,9 +1,16 @@
 """Conv1d(k=1) vs Linear sharing weights: forward, gradients, growth with depth and width, timing.
 
-Source: a public forum thread ("Conv1d and Linear give different results", discuss.pytorch.org). Each side is
-judged against a float64 reference computed from the same rounded inputs, in units of the inner-product error
-bound gamma_n * (|x|.|w| + |b|): "within rounding" means the kernel is as accurate as any correct fp kernel can be
-required to be, so a difference between the two sides is a choice of summation order, not a bug.
+Source: the answer to Stack Overflow question 55576314 ("Conv1d with kernel_size=1 vs Linear layer"). Its code runs
+first, as text (``published_protocol``: the answer sets no seed, so the case seed is added), and the forward claims
+are judged on it (facts ``published.*``). Growth with depth, which the answer asserts without code, is judged on the
+stack its code implies: default-initialised layers built as the snippet builds one (``growth.depth.*``, absolute and
+relative to the output's magnitude); the variance-preserving stack is a labelled variant (``growth.vp.depth.*``).
+The forward/gradient comparison on the case's own draw (``fwd.*``, ``grad.*``) is a variant too.
+
+Each side is judged against a float64 reference computed from the same rounded inputs, in units of the
+inner-product error bound gamma_n * (|x|.|w| + |b|): "within rounding" means the kernel is as accurate as any
+correct fp kernel can be required to be, so a difference between the two sides is a choice of summation order, not
+a bug.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from reportgen.engine import SideOutput, judge, time_sides
 from reportgen.measure.numerics import gamma, log10_abs_histogram, matmul_bound
 from reportgen.measure.settings import capture_settings, reduced_precision_paths
 from reportgen.measure.timing import ratio_summary
+from reportgen.published import Published, run_published
 
 DEFAULTS: dict[str, Any] = {
     "batch": 128,
@@ -169,18 +177,20 @@ def _histograms(out: CaseOutput, diffs: dict[str, torch.Tensor], bins: int) -> N
 
 
 def _stack_errors(layers: list[tuple[nn.Linear, nn.Conv1d]], x: torch.Tensor, depths: list[int],
-                  dtype: torch.dtype) -> dict[str, list[float]]:
+                  dtype: torch.dtype, conv_input: torch.Tensor | None = None) -> dict[str, list[float]]:
     """Run both stacks layer by layer next to a float64 reference, with two scales for the error.
 
     ``worst``: the rigorous bound, layer l: gamma_{w+1}(|W||x_hat| + |b|) + |W| worst_{l-1} for each side (x_hat
     the side's own rounded input). It grows like the norm of |W| to the power L, so it soon says nothing.
     ``accum``: the rounding each layer adds, summed over layers (sum of gamma_{w+1} max(|W||x_hat| + |b|)), the
     error scale if errors pass through layers with gain ~1, as the variance-preserving init makes them on average.
+    ``out``: max |Linear stack output|, ``rel``: max |Linear − Conv1d| / out. ``conv_input``: the Conv1d stack's
+    input, (N, C, L) (default: ``x`` permuted, a view).
     """
-    xl, xc, x64 = x, x.permute(0, 2, 1), x.double()
+    xl, xc, x64 = x, (x.permute(0, 2, 1) if conv_input is None else conv_input), x.double()
     worst_l = worst_c = torch.zeros_like(x64)
     accum = 0.0
-    rec: dict[str, list[float]] = {k: [] for k in ("lin", "conv", "diff", "worst", "accum", "norm")}
+    rec: dict[str, list[float]] = {k: [] for k in ("lin", "conv", "diff", "worst", "accum", "norm", "out", "rel")}
     for depth, (lin, conv) in enumerate(layers, start=1):
         w64, b64 = lin.weight.double(), lin.bias.double()
         local_l = matmul_bound(xl, lin.weight.t(), dtype, bias=lin.bias)
@@ -198,6 +208,9 @@ def _stack_errors(layers: list[tuple[nn.Linear, nn.Conv1d]], x: torch.Tensor, de
             rec["worst"].append(float((worst_l + worst_c).max()))
             rec["accum"].append(accum)
             rec["norm"].append(diff / accum if accum > 0 else 0.0)
+            top = float(xl.double().abs().max())
+            rec["out"].append(top)
+            rec["rel"].append(diff / top if top > 0 else 0.0)
     return rec
 
 
@@ -249,7 +262,82 @@ def _growth_path(out: CaseOutput) -> None:
                  "are not measurable here.")
 
 
+def _depth_facts(out: CaseOutput, prefix: str, depths: list[int], rec: dict[str, list[float]]) -> None:
+    """Growth of the absolute difference and of the difference relative to the output's magnitude."""
+    for name, series in (("diff", rec["diff"]), ("rel", rec["rel"])):
+        out.fact(f"{prefix}.{name}_first", series[0])
+        out.fact(f"{prefix}.{name}_last", series[-1])
+        out.fact(f"{prefix}.{name}_ratio_last_first", series[-1] / series[0] if series[0] > 0 else None)
+    out.fact(f"{prefix}.spearman", _spearman(depths, rec["diff"]))
+    out.fact(f"{prefix}.rel_spearman", _spearman(depths, rec["rel"]))
+    out.fact(f"{prefix}.max_normalised", max(rec["norm"]))
+    out.fact(f"{prefix}.out_first", rec["out"][0])
+    out.fact(f"{prefix}.out_last", rec["out"][-1])
+
+
+def _depth_report(out: CaseOutput, id: str, title: str, depths: list[int], rec: dict[str, list[float]],
+                  note: str) -> None:
+    out.add_line_plot(id, title, "depth L (layers)", "max |error|", [
+        {"label": "Linear vs fp64", "x": depths, "y": rec["lin"], "style": ""},
+        {"label": "Conv1d vs fp64", "x": depths, "y": rec["conv"], "style": ""},
+        {"label": "Linear vs Conv1d", "x": depths, "y": rec["diff"], "style": ""},
+        {"label": "max |output|", "x": depths, "y": rec["out"], "style": "dashed"},
+        {"label": "per-layer rounding, accumulated", "x": depths, "y": rec["accum"], "style": "bound"},
+        {"label": "rigorous worst case", "x": depths, "y": rec["worst"], "style": "dashed"}],
+        xscale="log", yscale="log", note=note)
+    out.add_table(title, ["depth", "max |output|", "max |Linear − fp64|", "max |Conv1d − fp64|",
+                          "max |Linear − Conv1d|", "max |Δ| / max |output|", "accumulated rounding",
+                          "max |Δ| / accumulated", "rigorous worst case"],
+                  [list(r) for r in zip(depths, rec["out"], rec["lin"], rec["conv"], rec["diff"], rec["rel"],
+                                        rec["accum"], rec["norm"], rec["worst"])])
+
+
+def _default_stack(ctx: CaseContext, depth: int) -> tuple[list[tuple[nn.Linear, nn.Conv1d]], torch.Tensor]:
+    """The stack the answer implies, built as its snippet builds one layer: under the seed, every Conv1d with its
+    default initialisation (Conv1d(in_features, out, 1), then Conv1d(out, out, 1)), then each Linear (default
+    init, drawing from the RNG as in the snippet) given its Conv1d's parameters, then the input; rebuilt per depth
+    from the seed, so the input differs between depths as it would between a reader's runs."""
+    p = ctx.params
+    k, o = p["in_features"], p["out_features"]
+    with ctx.global_rng(0):
+        convs = [nn.Conv1d(k if i == 0 else o, o, 1) for i in range(depth)]
+        lins = []
+        for c in convs:
+            lin = nn.Linear(c.in_channels, o)
+            lin.weight = nn.Parameter(c.weight.squeeze(2))
+            lin.bias = nn.Parameter(c.bias)
+            lins.append(lin)
+        tensor = torch.randn(p["batch"], p["length"], k)
+    layers = [(lin.to(ctx.device, ctx.dtype), c.to(ctx.device, ctx.dtype)) for lin, c in zip(lins, convs)]
+    return layers, tensor.to(ctx.device, ctx.dtype)
+
+
+def _growth_default(ctx: CaseContext, out: CaseOutput) -> None:
+    """Growth with depth on the default-initialised stack (the claim's facts ``growth.depth.*``)."""
+    depths = sorted(ctx.params["growth_depths"])
+    recs: dict[str, list[float]] = {}
+    with torch.no_grad():
+        for depth in depths:
+            layers, x = _default_stack(ctx, depth)
+            xc = x.permute(0, 2, 1).clone().contiguous()  # as the snippet's permuted_tensor
+            if depth == depths[0]:
+                from reportgen.measure.kernels import dispatched_op
+                out.fact("growth.conv_op", dispatched_op(lambda: layers[0][1](xc), ctx.device))
+            rec = _stack_errors(layers, x, [depth], ctx.dtype, conv_input=xc)
+            for key, v in rec.items():
+                recs.setdefault(key, []).extend(v)
+    _depth_facts(out, "growth.depth", depths, recs)
+    p = ctx.params
+    _depth_report(out, "growth_depth", f"Growth with depth, the stack the answer implies (default init, input "
+                  f"({p['batch']}, {p['length']}, {p['in_features']}))", depths, recs,
+                  note="Each layer nn's default initialisation under the seed, the Linear given the Conv1d's "
+                       "parameters as in the answer's code. With this init the outputs shrink with depth (gain "
+                       "about 1/√3 per layer), and the absolute difference with them: read it also relative to "
+                       "the output's magnitude.")
+
+
 def _growth(ctx: CaseContext, out: CaseOutput) -> None:
+    """The variants: the variance-preserving stack (``growth.vp.depth.*``) and one layer of growing K."""
     p, dtype, dev = ctx.params, ctx.dtype, ctx.device
     rows, width = p["growth_rows"], p["growth_width"]
     nb = _growth_batches(p)
@@ -260,32 +348,15 @@ def _growth(ctx: CaseContext, out: CaseOutput) -> None:
         # so depth changes the number of roundings, not the magnitude of the numbers.
         layers = [_pair(width, width, dtype, dev, gen, scale=math.sqrt(3 / width)) for _ in range(depths[-1])]
         x = ctx.randn(nb, rows // nb, width, gen=gen)
-        from reportgen.measure.kernels import dispatched_op
-        out.fact("growth.conv_op", dispatched_op(lambda: layers[0][1](x.permute(0, 2, 1)), dev))
         rec = _stack_errors(layers, x, depths, dtype)
         shape = f"{nb} × {rows // nb} rows"
-        out.add_line_plot("growth_depth", f"Max error vs depth (stack of width-{width} layers, {shape})",
-                          "depth L (layers)", "max |error|", [
-                              {"label": "Linear vs fp64", "x": depths, "y": rec["lin"], "style": ""},
-                              {"label": "Conv1d vs fp64", "x": depths, "y": rec["conv"], "style": ""},
-                              {"label": "Linear vs Conv1d", "x": depths, "y": rec["diff"], "style": ""},
-                              {"label": "per-layer rounding, accumulated", "x": depths, "y": rec["accum"],
-                               "style": "bound"},
-                              {"label": "rigorous worst case", "x": depths, "y": rec["worst"], "style": "dashed"}],
-                          xscale="log", yscale="log",
-                          note="The rigorous bound compounds |W| at every layer and soon says nothing; the "
-                               "accumulated per-layer rounding is the scale to read the differences against.")
-        out.add_table("Growth with depth", ["depth", "max |Linear − fp64|", "max |Conv1d − fp64|",
-                                            "max |Linear − Conv1d|", "accumulated rounding",
-                                            "max |Δ| / accumulated", "rigorous worst case"],
-                      [list(r) for r in zip(depths, rec["lin"], rec["conv"], rec["diff"], rec["accum"],
-                                            rec["norm"], rec["worst"])])
-        out.fact("growth.depth.diff_first", rec["diff"][0])
-        out.fact("growth.depth.diff_last", rec["diff"][-1])
-        out.fact("growth.depth.diff_ratio_last_first",
-                 rec["diff"][-1] / rec["diff"][0] if rec["diff"][0] > 0 else None)
-        out.fact("growth.depth.spearman", _spearman(depths, rec["diff"]))
-        out.fact("growth.depth.max_normalised", max(rec["norm"]))
+        _depth_report(out, "growth_depth_vp", f"Variant: growth with depth, variance-preserving init (width-{width} "
+                      f"layers, {shape})", depths, rec,
+                      note="Not the answer's stack: U(-√(3/w), √(3/w)) weights keep the activations' magnitude, so "
+                           "depth changes the number of roundings only. The rigorous bound compounds |W| at every "
+                           "layer and soon says nothing; the accumulated per-layer rounding is the scale to read "
+                           "the differences against.")
+        _depth_facts(out, "growth.vp.depth", depths, rec)
 
         ks = sorted(p["growth_in_features"])
         lin_err, conv_err, diff, bound = [], [], [], []
@@ -389,11 +460,110 @@ def _reduced_precision(ctx: CaseContext, out: CaseOutput) -> None:
     out.fact("precision.full", True if used is False else None)
 
 
+# --- the answer's code, run as published -------------------------------------------------------------------
+
+_ANSWER = "https://stackoverflow.com/questions/55576314/conv1d-with-kernel-size-1-vs-linear-layer"
+
+#: The answer's code as quoted (with attribution) by the copies of the answer the project could retrieve (see
+#: bench/published/README.md), verbatim but for the three edits in ``_published``'s ``edits``.
+_SNIPPET = '''\
+import torch
+torch.manual_seed({seed})
+conv = torch.nn.Conv1d(8,32,1)
+linear = torch.nn.Linear(8,32)
+# use same initialization
+linear.weight = torch.nn.Parameter(conv.weight.squeeze(2))
+linear.bias = torch.nn.Parameter(conv.bias)
+tensor = torch.randn(128,256,8)
+permuted_tensor = tensor.permute(0,2,1).clone().contiguous()
+out_linear = linear(tensor)
+print(out_linear.mean())
+# tensor(0.0067, grad_fn=<MeanBackward0>)
+out_conv = conv(permuted_tensor)
+print(out_conv.mean())
+# tensor(0.0067, grad_fn=<MeanBackward0>)
+# %%timeit
+# _ = linear(tensor)
+# 151 µs ± 297 ns per loop
+# %%timeit
+# _ = conv(permuted_tensor)
+# 1.43 ms ± 6.33 µs per loop
+'''
+
+
+def published_protocol(seed: int) -> Published:
+    """The answer's code on ``seed`` (it sets none: the case seed is added, and said so)."""
+    return Published(
+        source=_ANSWER,
+        title='Stack Overflow 55576314 "Conv1d with kernel_size=1 vs Linear layer": the answer\'s code',
+        snippet=_SNIPPET.format(seed=seed),
+        edits=("'import torch' added (the answer shows none)",
+               f"'torch.manual_seed({seed})' added before the code: the answer sets no seed (the case seed)",
+               "the two %%timeit cells (IPython magics, not Python) commented out: the timing claims are "
+               "measured by the case's interleaved timing harness (see its timing section), not by this snippet",
+               "the answer's text is as quoted by two retrieved copies that cite it (the Stack Overflow page "
+               "itself was not retrievable)"),
+        departures=("forward and gradient comparison (variant, facts fwd.* and grad.*): parameters drawn from the "
+                    "case's generator (nn's default distribution, not its RNG stream), the input from the case "
+                    "generator, the Conv1d fed a permuted view (not .clone().contiguous()), gradients of an MSE "
+                    "loss to a random target (the answer's code computes no gradient)",
+                    "growth with depth (the claim): the answer asserts it without code; the stack it implies is "
+                    "run: Conv1d(8, 32, 1) then Conv1d(32, 32, 1) layers default-initialised under the seed, the "
+                    "Linear layers given the Conv1d's parameters as in the snippet, the input drawn after them "
+                    "and permuted with .clone().contiguous() (facts growth.depth.*)",
+                    "growth variant (facts growth.vp.depth.*): width-32 layers with a variance-preserving "
+                    "U(-sqrt(3/32), sqrt(3/32)) init from the case generator, growth_rows rows; and one layer of "
+                    "growing in_features K (growth.k.*)",
+                    "timing: interleaved rounds of the case's harness in one warm process, Conv1d on a contiguous "
+                    "input (as the snippet), with forward+backward too; not %%timeit in a fresh kernel"),
+        outputs=("conv", "linear", "tensor", "permuted_tensor", "out_linear", "out_conv"),
+        seed_call=f"torch.manual_seed({seed})",
+    )
+
+
+def _published(ctx: CaseContext, out: CaseOutput) -> None:
+    """The answer's code first (float32 on CPU, as published), on the case seed, judged like the variant: each
+    side against float64 and the rounding bound, and Linear vs Conv1d. Its facts: ``published.*``."""
+    run = run_published(published_protocol(ctx.seed))
+    lin, tensor = run["linear"], run["tensor"]
+    y_lin = run["out_linear"].detach()
+    y_conv = run["out_conv"].detach().permute(0, 2, 1)  # (N, C, L) -> (N, L, C), as the Linear's
+    w, b = lin.weight.detach(), lin.bias.detach()
+    ref = F.linear(tensor.double(), w.double(), b.double())
+    bound = matmul_bound(tensor, w.t(), torch.float32, bias=b)
+    judge(out, "published.fwd", [SideOutput("linear", "Linear", y_lin, bound),
+                                 SideOutput("conv1d", "Conv1d", y_conv, bound)], ref,
+          desc=f"γ_{w.shape[1] + 1}·(|x|ᵀ|w| + |b|), u = 2⁻²⁴", factor=ctx.bound_factor, keys=_FACT_KEYS,
+          name="the answer's code: forward")
+    diff = (y_lin.double() - y_conv.double()).abs()
+    mean_lin, mean_conv = run["out_linear"].detach().mean(), run["out_conv"].detach().mean()
+    out.fact("published.out_linear_mean", float(mean_lin))
+    out.fact("published.out_conv_mean", float(mean_conv))
+    out.fact("published.means_bitwise_equal", bool(torch.equal(mean_lin, mean_conv)))
+    out.fact("published.fwd.max_abs_diff", float(diff.max()))
+    out.fact("published.fwd.max_abs_diff_over_max_abs_out", float(diff.max() / y_lin.double().abs().max()))
+    out.fact("published.seed", ctx.seed)
+    out.extra["published"] = run.section()
+    out.note(f"The answer's code (torch.manual_seed({ctx.seed}), as it sets none): out_linear.mean() = "
+             f"{float(mean_lin):.6g}, out_conv.mean() = {float(mean_conv):.6g} (the answer printed 0.0067 for "
+             f"both, on its own unseeded draw); {float((y_lin == y_conv).double().mean()):.1%} of the outputs "
+             f"bitwise equal, max |Linear − Conv1d| {float(diff.max()):.3g}.")
+
+
 FACTS = schema(
     EXPLAIN_FACTS,
     comparison_facts("fwd.*"), comparison_facts("grad.*.*"),
     FactSpec("forward.conv_op", STR), FactSpec("growth.conv_op", STR), FactSpec("growth.conv_path_as_forward", BOOL),
-    facts("growth.depth", ["diff_first", "diff_last", "diff_ratio_last_first", "max_normalised", "spearman"], NUMBER),
+    # growth with depth: growth.depth.* the default-init stack the answer implies (the claim), growth.vp.depth.*
+    # the variance-preserving variant
+    *[facts(pre, ["diff_first", "diff_last", "diff_ratio_last_first", "max_normalised", "spearman", "rel_first",
+                  "rel_last", "rel_ratio_last_first", "rel_spearman", "out_first", "out_last"], NUMBER)
+      for pre in ("growth.depth", "growth.vp.depth")],
+    # the answer's code as published
+    comparison_facts("published.fwd.*", _FACT_KEYS),
+    facts("published", ["out_linear_mean", "out_conv_mean", "seed"], NUMBER),
+    FactSpec("published.means_bitwise_equal", BOOL),
+    facts("published.fwd", ["max_abs_diff", "max_abs_diff_over_max_abs_out"], NUMBER),
     facts("growth.k", ["diff_max_over_bound", "spearman"], NUMBER),
     FactSpec("hist.*.zero_fraction", NUMBER),
     FactSpec("precision.full", BOOL), FactSpec("precision.reduced_paths", STR), FactSpec("precision.reduced_used", BOOL),
@@ -407,14 +577,19 @@ FACTS = schema(
 def run(ctx: CaseContext) -> CaseOutput:
     _check_dtype_supported(ctx.device, ctx.dtype)
     out = ctx.output()
-    ctx.progress("forward and backward")
+    ctx.progress("the answer's code, as published")
+    _published(ctx, out)
+    ctx.progress("forward and backward (variant)")
     diffs = _forward_backward(ctx, out)
     _histograms(out, diffs, ctx.params["histogram_bins"])
-    ctx.progress("growth with depth and K")
+    ctx.progress("growth with depth (default init; variance-preserving variant) and K")
+    _growth_default(ctx, out)
     _growth(ctx, out)
-    _why(ctx, out)
+    robust = getattr(ctx, "robustness_run", False)
+    if not robust:  # kernels, determinism and timing: once, on the main run
+        _why(ctx, out)
     _growth_path(out)  # after _why: reads the kernel facts
     _reduced_precision(ctx, out)  # after _why: reads the kernel facts
-    if ctx.timing_enabled:
+    if ctx.timing_enabled and not robust:
         _timing(ctx, out)
     return out

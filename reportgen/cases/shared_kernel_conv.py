@@ -1,6 +1,11 @@
 """One 3x3 kernel shared by every channel: three ways to write it, their gradients, and how to train it.
 
-Source: a Q&A thread asking how to apply one learnable 3x3 kernel to every channel of an image. Three
+Source: a Q&A thread asking how to apply one learnable 3x3 kernel to every channel of an image. The case first
+runs the thread's code as published (``PUBLISHED``, facts ``published.*``; the claims are judged on it): the
+question's ``torch.manual_seed(0)``, ``x = torch.rand(1, 3, 3, 3)``, ``nn.Conv2d(1, 1, 3)`` with its bias and the
+grouped conv holding the repeated weight, then the answer's ``SharedKernelConv2d`` (reconstructed: not in the
+retrieved text) and its ``.mean().backward()``; and, on that example, one SGD and one Adam step of the shared kernel
+against "average the repeated weights after the step". Its own variants follow, on the case's input. Three
 formulations are compared:
 
 (a) ``shared``: one (1, 1, 3, 3) parameter, ``F.conv2d(x, w.expand(C, -1, -1, -1), groups=C)``; autograd sums the
@@ -19,20 +24,24 @@ of the shared kernel at all.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from reportgen.facts import (ANY, BOOL, EXPLAIN_FACTS, NUMBER, STR, FactSpec, comparison_facts, facts,
+from reportgen.facts import (ANY, BOOL, EXPLAIN_FACTS, LIST, NUMBER, STR, FactSpec, comparison_facts, facts,
                              schema, timing_facts)
 from reportgen.cases import CaseContext, CaseOutput, CaseSkipped, register
+from reportgen.errors import UsageError
 from reportgen.engine import SideOutput, judge, time_sides
 from reportgen.measure.numerics import gamma
 from reportgen.errors import UsageError
+from reportgen.published import Published, PublishedRun, run_published
 
 DEFAULTS: dict[str, Any] = {
+    # learning rate of the one SGD / Adam step on the published example (the thread names no optimizer)
+    "published_step_lr": 0.1,
     "batch": 8,
     "channels": 16,
     "height": 32,
@@ -49,6 +58,175 @@ DEFAULTS: dict[str, Any] = {
 _FACT_KEYS = ("verdict", "max_abs", "max_normalised", "bitwise_equal_fraction", "max_rel")
 _SIDES = {"shared": "(a) shared kernel, expand", "repeated": "(b) repeated kernel, grouped",
           "loop": "(c) loop of single-channel convs"}
+
+
+# ----------------------------------------------------------------------------------------------- as published
+
+_THREAD = ("PyTorch forums Q&A \"Grouped Convolution for Repeated Convolution Backprop\" (Syzygianinfern0, "
+           "2021-08-18), text as archived in https://huggingface.co/datasets/nvidia/Nemotron-CC-Math-v1")
+#: what the question printed for conv(x) and kernel(first), kernel(second), kernel(third)
+_POST_PRINTED = (-1.0085, -1.0068, -1.0451)
+
+# The question's example as published (its REPL lines `>>> conv(x)` written as prints), then the answer's
+# SharedKernelConv2d and its .mean().backward(): every line marked '# reconstructed' is not the thread's text
+# (the answer's code was not in the retrieved archive; bench/published/README.md).
+_SNIPPET = '''\
+import torch
+import torch.nn as nn
+import torch.nn.functional as F  # reconstructed
+
+torch.manual_seed(0)
+x = torch.rand(1, 3, 3, 3)
+first = x[:, 0:1, ...]
+second = x[:, 1:2, ...]
+third = x[:, 2:3, ...]
+kernel = nn.Conv2d(1, 1, 3)
+conv = nn.Conv2d(3, 3, 3, groups=3)
+conv.weight.data = kernel.weight.data.repeat(3, 1, 1, 1)
+conv.bias.data = kernel.bias.data.repeat(3)
+print(conv(x))
+print(kernel(first), kernel(second), kernel(third))
+
+
+class SharedKernelConv2d(nn.Module):  # reconstructed
+    def __init__(self, channels, kernel):  # reconstructed
+        super().__init__()  # reconstructed
+        self.channels = channels  # reconstructed
+        self.weight = nn.Parameter(kernel.weight.detach().clone())  # reconstructed
+        self.bias = nn.Parameter(kernel.bias.detach().clone())  # reconstructed
+
+    def forward(self, x):  # reconstructed
+        return F.conv2d(x, self.weight.expand(self.channels, -1, -1, -1),  # reconstructed
+                        self.bias.expand(self.channels), groups=self.channels)  # reconstructed
+
+
+shared = SharedKernelConv2d(3, kernel)  # reconstructed
+shared(x).mean().backward()  # reconstructed
+conv(x).mean().backward()  # reconstructed
+print(shared.weight.grad, conv.weight.grad.sum(0, keepdim=True))  # reconstructed
+'''
+
+PUBLISHED = Published(
+    source=_THREAD,
+    title="PyTorch forums: \"Grouped Convolution for Repeated Convolution Backprop\" (the question's example, "
+          "the answer's shared kernel)",
+    snippet=_SNIPPET,
+    edits=("the question's REPL lines '>>> conv(x)' and '>>> kernel(first), kernel(second), kernel(third)' are "
+           "written as print(...)",
+           "every line marked '# reconstructed' is not the thread's text: the answer's SharedKernelConv2d and its "
+           "use were not in the retrieved archive and are rebuilt from its description (one kernel and bias "
+           "applied to every channel through weight.expand(C, -1, -1, -1), groups=C, then .mean().backward()); "
+           "the repeated conv's own .mean().backward(), to compare its gradients summed over the groups with the "
+           "shared kernel's (the self-answer: kernel.weight.grad = conv.weight.grad.sum(0, keepdim=True)), is "
+           "ours"),
+    departures=("'averaging the weights is not right' is judged by one optimizer step (SGD and Adam, lr "
+                "published_step_lr) on the published example and loss, from kernel's values: the averaged repeated "
+                "weights against the shared kernel's step (the thread names no optimizer: ours)",
+                "the variants below use their own input (the case seed): a shared 3x3 kernel without bias on "
+                "(batch, channels, height, width) with padding 1, a loop of single-channel convs as a third "
+                "formulation, an upstream gradient g (loss sum(y·g)) rather than .mean(), checked against float64 "
+                "and the rounding bound",
+                "training variant: many SGD/Adam steps of an MSE problem to a known kernel on another input, "
+                "against the float64 trajectory; timing of the three formulations"),
+    outputs=("x", "first", "second", "third", "kernel", "conv", "SharedKernelConv2d", "shared"),
+    seed_call="torch.manual_seed(0)",
+)
+
+
+def _published(ctx: CaseContext, out: CaseOutput) -> PublishedRun:
+    """Run the question's example and the answer as published (CPU float32 code, as published, whatever the case's
+    device and dtype) and publish ``published.*``, the facts the claims are judged on. A robustness rerun runs
+    it on ``ctx.seed`` (its torch.manual_seed(0) replaced)."""
+    pub = PUBLISHED.with_seed(ctx.seed) if getattr(ctx, "robustness_run", False) else PUBLISHED
+    ctx.progress(f"published example: {pub.seed_call}")
+    run = run_published(pub)
+    out.extra["published"] = run.section()
+    x, kernel, conv, shared = run["x"], run["kernel"], run["conv"], run["shared"]
+    with torch.no_grad():
+        grouped = conv(x)
+        single = torch.cat([kernel(run[n]) for n in ("first", "second", "third")], dim=1)
+        # both are 9-term dot products plus the bias: each within gamma_10 (|x|*|w| + |b|) of the exact value
+        scale = F.conv2d(x.double().abs(), kernel.weight.double().abs().expand(x.shape[1], -1, -1, -1),
+                         kernel.bias.double().abs().expand(x.shape[1]), groups=x.shape[1])
+    fwd_bound = 2 * gamma(10, torch.float32) * scale
+    conv_x = [float(v) for v in grouped.flatten()]
+    out.fact("published.conv_x", conv_x)
+    out.fact("published.conv_x_matches_post", len(conv_x) == len(_POST_PRINTED) and
+             all(round(v, 4) == p for v, p in zip(conv_x, _POST_PRINTED)))
+    _pub_diff(out, "published.grouped_vs_single", grouped, single, fwd_bound)
+    # The answer: the shared kernel's gradient is the repeated weight's gradients summed over the groups.
+    summed, bias_summed = conv.weight.grad.sum(0, keepdim=True), conv.bias.grad.sum(0, keepdim=True)
+    # Each element of either is a sum of the C*H'*W' products dL/dy * x (dL/dy = 1/numel for .mean()), in any
+    # order: within gamma_(n+1) of the exact sum of |dL/dy| |x| (the +1 for the rounded 1/numel), per side.
+    n = grouped.numel()
+    w_abs = torch.zeros_like(kernel.weight, dtype=torch.float64, requires_grad=True)
+    F.conv2d(x.double().abs(), w_abs.expand(x.shape[1], -1, -1, -1), groups=x.shape[1]).mean().backward()
+    _pub_diff(out, "published.grad.shared_vs_summed", shared.weight.grad, summed,
+              2 * gamma(n + 1, torch.float32) * w_abs.grad)
+    _pub_diff(out, "published.grad.bias_shared_vs_summed", shared.bias.grad, bias_summed,
+              2 * gamma(n + 1, torch.float32) * torch.ones(1, dtype=torch.float64))
+    for opt in ("sgd", "adam"):
+        _published_step(ctx, out, run, opt)
+    return run
+
+
+def _pub_diff(out: CaseOutput, key: str, a: torch.Tensor, b: torch.Tensor, bound: torch.Tensor) -> None:
+    d = (a.detach().double() - b.detach().double()).abs()
+    out.fact(f"{key}.bitwise_equal", bool(torch.equal(a.detach(), b.detach())))
+    out.fact(f"{key}.max_abs", float(d.max()))
+    out.fact(f"{key}.max_normalised", float((d / bound.expand_as(d)).max()))
+
+
+def _published_step(ctx: CaseContext, out: CaseOutput, run: PublishedRun, opt: str) -> None:
+    """One optimizer step on the published example and loss: the shared kernel's own step, and the repeated
+    weights stepped (with their per-copy gradients) then averaged, as the question proposes."""
+    x, kernel, channels = run["x"], run["kernel"], run["x"].shape[1]
+    cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}[opt]
+    lr = ctx.params["published_step_lr"]
+    shared = run["SharedKernelConv2d"](channels, kernel)
+    # The repeated conv as the question builds it (weights and bias copied from kernel), as plain leaves: an
+    # nn.Conv2d here would draw its own default init from the global RNG only to be overwritten.
+    w_rep = kernel.weight.detach().repeat(channels, 1, 1, 1).clone().requires_grad_(True)
+    b_rep = kernel.bias.detach().repeat(channels).clone().requires_grad_(True)
+    for params, forward in (([shared.weight, shared.bias], lambda: shared(x)),
+                            ([w_rep, b_rep], lambda: F.conv2d(x, w_rep, b_rep, groups=channels))):
+        o = cls(params, lr=lr)
+        o.zero_grad()
+        forward().mean().backward()
+        o.step()
+    with torch.no_grad():
+        averaged = w_rep.mean(0).unsqueeze(0)
+        off = float((averaged.double() - shared.weight.double()).abs().max())
+        step = float((shared.weight.double() - kernel.weight.double()).abs().max())
+    out.fact(f"published.step.{opt}.averaged_minus_shared_max_abs", off)
+    out.fact(f"published.step.{opt}.shared_step_max_abs", step)
+    out.fact(f"published.step.{opt}.averaged_off", off / step if step > 0 else None)
+
+
+def _published_table(out: CaseOutput) -> None:
+    f = out.facts
+    rows = [["grouped conv(x) vs kernel on each channel", f["published.grouped_vs_single.bitwise_equal"],
+             f["published.grouped_vs_single.max_abs"], f["published.grouped_vs_single.max_normalised"]],
+            ["weight gradient: shared kernel vs repeated, summed over groups",
+             f["published.grad.shared_vs_summed.bitwise_equal"], f["published.grad.shared_vs_summed.max_abs"],
+             f["published.grad.shared_vs_summed.max_normalised"]],
+            ["bias gradient: shared vs repeated, summed", f["published.grad.bias_shared_vs_summed.bitwise_equal"],
+             f["published.grad.bias_shared_vs_summed.max_abs"],
+             f["published.grad.bias_shared_vs_summed.max_normalised"]]]
+    out.add_table("The published example", ["comparison", "bitwise equal", "max |Δ|", "max |Δ| / bound"], rows,
+                  note="conv(x) = " + ", ".join(f"{v:.4f}" for v in f["published.conv_x"]) +
+                       (" (as the question printed)" if f["published.conv_x_matches_post"] else
+                        " (the question printed " + ", ".join(f"{v:.4f}" for v in _POST_PRINTED) + ")") +
+                       ". Bounds: 2·γ_10·(|x|·|w| + |b|) for the forward, 2·γ_(n+1)·Σ|∂L/∂y||x| for the gradients.")
+    out.add_table("Averaging the repeated weights after one step, on the published example",
+                  ["optimizer", "max |averaged − shared step|", "max |shared step|", "ratio"],
+                  [[opt.upper(), f[f"published.step.{opt}.averaged_minus_shared_max_abs"],
+                    f[f"published.step.{opt}.shared_step_max_abs"], f[f"published.step.{opt}.averaged_off"]]
+                   for opt in ("sgd", "adam")],
+                  note="One step from kernel's values with the published loss .mean(). With SGD the averaged step "
+                       "is the mean of the per-copy gradients, 1/C of the shared kernel's summed one. One Adam step "
+                       "moves every weight by about lr·sign(gradient), the same for the average of the copies "
+                       "wherever the copies' gradients share a sign (here every input is positive).")
 
 
 # ----------------------------------------------------------------------------------------------- the three sides
@@ -293,6 +471,10 @@ def _timing(ctx: CaseContext, out: CaseOutput) -> None:
 
 FACTS = schema(
     EXPLAIN_FACTS,
+    FactSpec("published.conv_x", LIST), FactSpec("published.conv_x_matches_post", BOOL),
+    FactSpec("published.**.bitwise_equal", BOOL),
+    facts("published.**", ["max_abs", "max_normalised"], NUMBER),
+    facts("published.step.*", ["averaged_minus_shared_max_abs", "shared_step_max_abs", "averaged_off"], NUMBER),
     comparison_facts("fwd.*"), comparison_facts("grad.*"),
     FactSpec("train.channels", NUMBER), FactSpec("train.*.*.*", NUMBER),
     FactSpec("train.*.averaged_over_shared_loss_final", NUMBER),
@@ -300,21 +482,32 @@ FACTS = schema(
 )
 
 
-def _validate(p: Any) -> None:
+def _validate(p: Mapping[str, Any]) -> None:
     # A report step past the last training step used to be dropped silently (the table just lacked the row).
     late = [s for s in p["train_report_steps"] if s > p["train_steps"]]
     if late and p["train_steps"]:  # train_steps 0 switches training off: nothing is reported
         raise UsageError(f"shared_kernel_conv: params.train_report_steps: {late[0]} is beyond train_steps "
                          f"({p['train_steps']})")
+    lr = p["published_step_lr"]
+    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0:
+        raise UsageError(f"shared_kernel_conv: params.published_step_lr: expected a positive learning rate, "
+                         f"got {lr!r}")
 
 
-@register("shared_kernel_conv", "One 3x3 kernel applied to every channel: expand + grouped conv vs a repeated "
-          "grouped weight vs a loop of single-channel convs; forward, summed gradients, the 'average the "
-          "copies' training mistake, timing.", facts=FACTS, defaults=DEFAULTS, validate=_validate)
+@register("shared_kernel_conv", "One 3x3 kernel applied to every channel: the thread's example run as published "
+          "first (grouped conv vs the kernel per channel, the shared kernel's gradient vs the summed repeated one, "
+          "one SGD/Adam step vs averaging the copies); then expand + grouped conv vs a repeated grouped weight vs "
+          "a loop of single-channel convs; forward, summed gradients, the 'average the copies' training mistake, "
+          "timing.", facts=FACTS, defaults=DEFAULTS,
+          validate=_validate)
 def run(ctx: CaseContext) -> CaseOutput:
     _check_supported(ctx)
     out = ctx.output()
-    ctx.progress("forward and gradients vs float64")
+    _published(ctx, out)
+    _published_table(out)
+    if getattr(ctx, "robustness_run", False):  # the claims read only the published example's facts
+        return out
+    ctx.progress("forward and gradients vs float64 (variant)")
     _equivalence(ctx, out)
     _why(ctx, out)
     if ctx.params["train_steps"] > 0:
