@@ -36,7 +36,6 @@ from reportgen.cases import CaseContext, CaseOutput, CaseSkipped, register
 from reportgen.errors import UsageError
 from reportgen.engine import SideOutput, judge, time_sides
 from reportgen.measure.numerics import gamma
-from reportgen.errors import UsageError
 from reportgen.published import Published, PublishedRun, run_published
 
 DEFAULTS: dict[str, Any] = {
