@@ -263,7 +263,8 @@ def test_claims_template_escapes_and_links_only_the_source():
     from reportgen.render import html
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(ROOT / "templates")), autoescape=True,
                              undefined=jinja2.StrictUndefined)
-    env.filters.update(num=html.fmt_num, anchor=html.anchor, verdict=html.verdict_badge)
+    env.filters.update(num=html.fmt_num, anchor=html.anchor, verdict=html.verdict_badge,
+                       robustness_note=html.robustness_note)
     good = evaluate_claim(ClaimSpec(id="x", text="<b>bold</b>", source="https://example.org/?a=1&b=2",
                                     rule=LT), "c", [result({"a": 0.5})])
     bad = dict(good, id="y", source="javascript:alert(1)")

@@ -44,6 +44,10 @@ class CaseContext:
     # Other frameworks' interpreters for cross-framework probes: {"mindspore": "/path/to/python", ...}
     frameworks: Mapping[str, str] = field(default_factory=dict)
     progress: Callable[[str], None] = lambda msg: None
+    # True when the runner reruns the case with another seed only to judge its claims' robustness (suite key
+    # ``robustness``): timing is already off; a case may also skip work no claim reads and the seed cannot change
+    # (kernel capture, determinism matrix, cross-framework probes). Only the facts of such a run are kept.
+    robustness_run: bool = False
 
     def generator(self, offset: int = 0) -> torch.Generator:
         """A CPU generator seeded from the case seed (draw on CPU, then move: same numbers on every device)."""

@@ -78,6 +78,22 @@ def comparison_note(c: dict[str, Any]) -> str:
     return ""
 
 
+_ROBUSTNESS_ORDER = ("holds", "does not hold", "inconclusive", "not measurable here")
+
+
+def robustness_note(claim: dict[str, Any]) -> str:
+    """How the claim's verdict fares over the robustness seeds, or "" for a claim judged on one seed (results
+    written before robustness existed, or a suite without it): "fragile (holds 14/20, does not hold 6/20)"."""
+    rob = claim.get("robustness")
+    if not isinstance(rob, dict) or not rob.get("verdicts"):
+        return ""
+    n, counts = rob.get("seeds", 0), rob["verdicts"]
+    keys = [k for k in _ROBUSTNESS_ORDER if k in counts] + sorted(k for k in counts if k not in _ROBUSTNESS_ORDER)
+    tally = ", ".join(f"{k} {counts[k]}/{n}" for k in keys)
+    head = "fragile" if rob.get("fragile") else f"same verdict on every seed measured ({n} seeds)"
+    return f"{head}: {tally}" if not rob.get("fragile") else f"{head} ({tally})"
+
+
 def anchor(value: Any) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", str(value)).strip("-")
 
@@ -95,7 +111,7 @@ def environment(loader_root: Path | None = None) -> jinja2.Environment:
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
     )
     env.filters.update(num=fmt_num, dur=fmt_duration, anchor=anchor, verdict=verdict_badge, worst_verdict=worst_verdict,
-                       comparison_note=comparison_note)
+                       comparison_note=comparison_note, robustness_note=robustness_note)
     return env
 
 
