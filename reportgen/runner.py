@@ -233,6 +233,7 @@ def run_suite(suite: SuiteSpec, out_dir: Path, *, command: list[str], frameworks
     except KeyboardInterrupt:
         # Returned, not re-raised: the caller still knows where the partial archive is and can render it.
         run.status, run.finished = "interrupted", now()
+        _evaluate_claims(suite, run, robustness)  # a result appended before its robustness reruns were cut short
         write_json_atomic(path, run.to_dict())
         return run, path
     run.status, run.finished = "complete", now()

@@ -24,8 +24,11 @@ FIXTURE = Path(__file__).parent / "fixtures" / "results_v1.json"
 
 # A tiny case whose one fact depends on the seed (the mean of 32 standard normals drawn from the case generator),
 # plus what the runner told it: robustness reruns must see robustness_run and timing off.
-@register("_test_seeded", "Seed-dependent mean (tests only).", defaults={"n": 32, "sleep_s": 0.0})
+@register("_test_seeded", "Seed-dependent mean (tests only).",
+          defaults={"n": 32, "sleep_s": 0.0, "interrupt_reruns": False})
 def _seeded(ctx: CaseContext) -> CaseOutput:
+    if ctx.robustness_run and ctx.params["interrupt_reruns"]:
+        raise KeyboardInterrupt  # as Ctrl-C during the robustness reruns
     out = CaseOutput()
     x = torch.randn(ctx.params["n"], generator=ctx.generator(), dtype=torch.float64)
     out.fact("draw.mean", float(x.mean()))
@@ -151,3 +154,13 @@ def test_existing_case_claim_near_its_measured_value_is_fragile(tmp_path):
     assert near["fragile"] is True
     assert near["robustness"]["verdicts"] == {"holds": above, "does not hold": n - above}
     assert far["fragile"] is False and far["robustness"]["verdicts"] == {"holds": n}
+
+
+def test_interrupt_during_reruns_keeps_the_main_verdict(tmp_path):
+    path = _suite(tmp_path, "cases:\n  - name: s\n    kind: _test_seeded\n    devices: [cpu]\n"
+                            "    params: {interrupt_reruns: true}\n    robustness: {seeds: 5}\n" + _CLAIMS)
+    run, out = run_suite(load_suite(str(path)), tmp_path / "out", command=["test"])
+    data = load_dict(out)
+    assert run.status == data["status"] == "interrupted" and len(data["cases"]) == 1
+    stable = next(c for c in data["claims"] if c["id"] == "stable")
+    assert stable["verdict"] == "holds" and "robustness" not in stable  # judged on the main run, no reruns
