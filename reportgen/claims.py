@@ -38,6 +38,12 @@ Verdict of a claim, over every ok result of its case (each device x dtype) that 
   left out (and named in the reason);
 * all remaining ``true`` -> ``holds``; all ``false`` -> ``does not hold``;
 * any mix, or any ``noisy`` -> ``inconclusive`` (the reason says which results disagree or were noisy).
+
+Robustness (suite key ``robustness: {seeds: N}``): the runner reruns the case with seeds seed+1 .. seed+N-1
+(timing off) and :func:`evaluate` judges each claim on every seed's results as well; the claim then carries
+``robustness: {seeds, verdicts: {verdict: count}, per_seed: {seed: verdict}}`` and ``fragile``: true when the
+seeds' measured verdicts (holds / does not hold / inconclusive) are not all the same. A seed on which the claim is
+not measurable (a failed rerun, a timing fact absent with timing off) is counted but does not make it fragile.
 """
 
 from __future__ import annotations
