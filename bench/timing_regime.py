@@ -58,12 +58,17 @@ out = {}
 for label, stmt in json.loads(sys.argv[2]).items():
     timer = tb.Timer(stmt=stmt, globals=ns, num_threads=ns["torch"].get_num_threads())
     m = timer.blocked_autorange(min_run_time=0.5)
-    # faults of the calls alone: one more block of the same size, after blocked_autorange's own warm-up
+    # faults of the calls alone: one more block of the same size after blocked_autorange's warm-up; Timer.timeit
+    # adds warm-up calls of its own, counted on a no-op statement
+    count = [0]
+    def tick():
+        count[0] += 1
+    tb.Timer(stmt="tick()", globals={"tick": tick}).timeit(m.number_per_run)
     f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     timer.timeit(m.number_per_run)
     f1 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     out[label] = {"median_s": m.median, "iqr_s": m.iqr, "times_s": list(m.times), "number_per_run": m.number_per_run,
-                  "minflt_per_call_approx": (f1 - f0) / m.number_per_run}
+                  "minflt_per_call_approx": (f1 - f0) / count[0]}
 print(json.dumps(out))
 """
 

@@ -77,6 +77,15 @@ def test_interleaved_harness_records_regime():
         assert d["regime"] in (WARM, FAULTING) and d["process"] == "in-process"
 
 
+def test_harness_faults_per_call_count_every_call_it_made():
+    # one call per sample: Timer.timeit(1) makes warm-up calls too, which must not inflate the per-call count
+    res = time_interleaved("touch", {"a": _touch_fresh_pages}, device=torch.device("cpu"), rounds=2,
+                           min_sample_s=1e-9)
+    t = res[0]
+    assert t.number == 1
+    assert PAGES <= t.minflt_per_call < PAGES * 1.5 and t.regime == FAULTING
+
+
 def test_fresh_process_timeit_warm_and_faulting():
     warm = time_in_fresh_process("x = [0]", "x[0] += 1", number=1000, repeat=3)
     assert len(warm.per_call_s) == 3 and warm.number == 1000 and all(v > 0 for v in warm.per_call_s)

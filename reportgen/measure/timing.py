@@ -94,11 +94,13 @@ def time_interleaved(name: str, fns: dict[str, Callable[[], Any]], *, device: to
         numbers[label] = max(1, int(min_sample_s / max(probe, 1e-9)))
     samples: dict[str, list[float]] = {label: [] for label in fns}
     faults = {label: FaultCounter() for label in fns}
+    executed = {label: _calls_per_timeit(numbers[label]) for label in fns}
     order = list(fns)
     for r in range(rounds):
         for label in (order if r % 2 == 0 else order[::-1]):
-            # the counters bracket the Timer's own loop: its setup is a no-op, so the faults are the calls'
-            with Block(faults[label], numbers[label]):
+            # the counters bracket Timer.timeit, which runs a few warm-up calls before the timed ones: faults are
+            # divided by every call it made
+            with Block(faults[label], executed[label]):
                 m = timers[label].timeit(numbers[label])
             samples[label].append(float(m.times[0]))
     return [TimingResult(name=name, label=label, samples_s=samples[label], number=numbers[label],
@@ -106,6 +108,18 @@ def time_interleaved(name: str, fns: dict[str, Callable[[], Any]], *, device: to
                          noise_iqr=noise_iqr, minflt_per_call=faults[label].minflt_per_call,
                          rss_growth_per_call_bytes=faults[label].rss_growth_per_call,
                          minflt_per_sample=list(faults[label].per_block)) for label in fns]
+
+
+def _calls_per_timeit(number: int) -> int:
+    """How many times ``Timer.timeit(number)`` calls its statement (``number`` plus its own warm-up calls),
+    counted on a no-op statement rather than read from torch's source, which may change."""
+    count = [0]
+
+    def tick() -> None:
+        count[0] += 1
+
+    Timer(stmt="tick()", globals={"tick": tick}).timeit(number)
+    return count[0]
 
 
 def ratio_summary(numer: TimingResult | dict[str, Any], denom: TimingResult | dict[str, Any]) -> dict[str, Any]:
