@@ -221,10 +221,11 @@ def run_suite(suite: SuiteSpec, out_dir: Path, *, command: list[str], frameworks
                 for seed, res in extra.items():
                     robustness.setdefault(job.spec.name, {}).setdefault(seed, []).append(res)
                 took = time.perf_counter() - t_rob
-                failed = sum(r.status != OK for r in extra.values())
+                failed = [f"seed {k} {r.status}: {r.reason}" for k, r in extra.items() if r.status != OK]
                 result.notes.append(f"Robustness: the claims were also judged on seeds {job.spec.seed + 1}-"
                                     f"{job.spec.seed + len(extra)} ({len(extra)} reruns with timing off, "
-                                    f"{took:.1f} s" + (f", {failed} not ok" if failed else "") + ").")
+                                    f"{took:.1f} s" + (f", {len(failed)} not ok, first: {failed[0][:200]}"
+                                                       if failed else "") + ").")
                 progress(f"  {job.id}: robustness, {len(extra)} more seeds ({took:.1f} s)")
             _evaluate_claims(suite, run, robustness)
             write_json_atomic(path, run.to_dict())
