@@ -38,6 +38,12 @@ Verdict of a claim, over every ok result of its case (each device x dtype) that 
   left out (and named in the reason);
 * all remaining ``true`` -> ``holds``; all ``false`` -> ``does not hold``;
 * any mix, or any ``noisy`` -> ``inconclusive`` (the reason says which results disagree or were noisy).
+
+Robustness (suite key ``robustness: {seeds: N}``): the runner reruns the case with seeds seed+1 .. seed+N-1
+(timing off) and :func:`evaluate` judges each claim on every seed's results as well; the claim then carries
+``robustness: {seeds, verdicts: {verdict: count}, per_seed: {seed: verdict}}`` and ``fragile``: true when the
+seeds' measured verdicts (holds / does not hold / inconclusive) are not all the same. A seed on which the claim is
+not measurable (a failed rerun, a timing fact absent with timing off) is counted but does not make it fragile.
 """
 
 from __future__ import annotations
@@ -391,12 +397,45 @@ def _unmeasurable_reason(mine: list[Any], ok: list[Any], requires: Mapping[str, 
                                         for r in mine)
 
 
-def evaluate(suite: Any, cases: list[Any]) -> list[dict[str, Any]]:
-    """Verdicts for every claim of every case in ``suite`` over the (possibly partial) results ``cases``."""
+#: Verdicts that judge a claim; "not measurable here" on a seed (a rerun that failed, a fact the seed's run did
+#: not produce) says nothing about the claim and does not make it fragile.
+_MEASURED = (HOLDS, FAILS, INCONCLUSIVE)
+
+
+def judge_over_seeds(claim: Any, case_name: str, main: dict[str, Any], main_seed: int,
+                     per_seed: Mapping[int, list[Any]]) -> dict[str, Any]:
+    """The claim judged on every seed: ``main`` (its verdict on the main run) plus one verdict per seed of
+    ``per_seed`` (that seed's results of the case). Returns ``{seeds, verdicts: {verdict: count}, per_seed:
+    {seed: verdict}, fragile}``; fragile when the seeds' measured verdicts (holds / does not hold / inconclusive)
+    are not all the same."""
+    verdicts = {main_seed: main["verdict"]}
+    for seed in sorted(per_seed):
+        verdicts[seed] = evaluate_claim(claim, case_name, per_seed[seed])["verdict"]
+    counts: dict[str, int] = {}
+    for v in verdicts.values():
+        counts[v] = counts.get(v, 0) + 1
+    measured = {v for v in verdicts.values() if v in _MEASURED}
+    return {"seeds": len(verdicts), "verdicts": counts, "per_seed": {str(k): v for k, v in verdicts.items()},
+            "fragile": len(measured) > 1}
+
+
+def evaluate(suite: Any, cases: list[Any],
+             robustness: Mapping[str, Mapping[int, list[Any]]] | None = None) -> list[dict[str, Any]]:
+    """Verdicts for every claim of every case in ``suite`` over the (possibly partial) results ``cases``.
+
+    ``robustness`` (case name -> seed -> that seed's results of the case, from the runner's robustness reruns):
+    where a case has some, each of its claims also gets ``robustness`` (see :func:`judge_over_seeds`) and
+    ``fragile``."""
     out = []
     for spec in suite.cases:
+        per_seed = (robustness or {}).get(spec.name) or {}
         for claim in spec.claims:
-            out.append(evaluate_claim(claim, spec.name, cases))
+            judged = evaluate_claim(claim, spec.name, cases)
+            if per_seed:
+                rob = judge_over_seeds(claim, spec.name, judged, spec.seed, per_seed)
+                judged["robustness"] = rob
+                judged["fragile"] = rob["fragile"]
+            out.append(judged)
     return out
 
 

@@ -12,7 +12,7 @@ import re
 import secrets
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -137,7 +137,7 @@ def _current_device(device: torch.device) -> contextlib.AbstractContextManager[A
     return contextlib.nullcontext()
 
 
-def run_job(job: Job, frameworks: dict[str, str], progress: Progress) -> CaseResult:
+def run_job(job: Job, frameworks: dict[str, str], progress: Progress, *, robustness_run: bool = False) -> CaseResult:
     spec = job.spec
     info = registry.get(spec.kind)
     assert info is not None  # validated when the suite was loaded
@@ -155,7 +155,8 @@ def run_job(job: Job, frameworks: dict[str, str], progress: Progress) -> CaseRes
                       seed=spec.seed, timing_rounds=spec.timing.rounds, timing_min_sample_s=spec.timing.min_sample_s,
                       timing_enabled=spec.timing.enabled, bound_factor=spec.tolerances.bound_factor,
                       noise_iqr=spec.tolerances.noise_iqr, frameworks=dict(frameworks), facts=info.facts,
-                      progress=lambda msg: progress(f"  {job.id}: {msg} ({time.perf_counter() - t0:.1f} s)"))
+                      progress=lambda msg: progress(f"  {job.id}: {msg} ({time.perf_counter() - t0:.1f} s)"),
+                      robustness_run=robustness_run)
     try:
         # The case's own settings (suite YAML) for its duration only; the state before is restored exactly.
         with applied_settings(**spec.settings) as settings, _current_device(device):
@@ -179,12 +180,29 @@ def run_job(job: Job, frameworks: dict[str, str], progress: Progress) -> CaseRes
     return result
 
 
-def _evaluate_claims(suite: SuiteSpec, run: RunResult) -> None:
+def run_robustness(job: Job, frameworks: dict[str, str], progress: Progress) -> dict[int, CaseResult]:
+    """The job rerun with seeds seed+1 .. seed+N-1 (N = the case's ``robustness.seeds``), timing off and
+    ``ctx.robustness_run`` set; stops starting new seeds once ``robustness.budget_s`` is spent. seed -> result."""
+    spec = job.spec
+    extra: dict[int, CaseResult] = {}
+    t0 = time.perf_counter()
+    for seed in range(spec.seed + 1, spec.seed + spec.robustness.seeds):
+        if time.perf_counter() - t0 >= spec.robustness.budget_s:
+            progress(f"  {job.id}: robustness budget ({spec.robustness.budget_s:g} s) spent after "
+                     f"{len(extra) + 1} of {spec.robustness.seeds} seeds")
+            break
+        rerun = Job(replace(spec, seed=seed, timing=replace(spec.timing, enabled=False)), job.device_spec, job.dtype)
+        extra[seed] = run_job(rerun, frameworks, lambda msg: None, robustness_run=True)
+    return extra
+
+
+def _evaluate_claims(suite: SuiteSpec, run: RunResult,
+                     robustness: dict[str, dict[int, list[CaseResult]]] | None = None) -> None:
     try:
         from reportgen import claims
     except ImportError:
         return
-    run.claims = claims.evaluate(suite, run.cases)
+    run.claims = claims.evaluate(suite, run.cases, robustness=robustness)
 
 
 class ResultsWriteError(UsageError):
@@ -218,18 +236,33 @@ def run_suite(suite: SuiteSpec, out_dir: Path, *, command: list[str], frameworks
     run.suite["frameworks"] = {k: redact(v) for k, v in frameworks.items()}
     _save(path, run)
     jobs = plan(suite)
+    # case name -> seed -> that seed's results of the case (every device x dtype); only facts are read from them
+    robustness: dict[str, dict[int, list[CaseResult]]] = {}
     try:
         for i, job in enumerate(jobs, start=1):
             progress(f"[{i}/{len(jobs)}] {job.id} ...")
             result = run_job(job, frameworks, progress)
             run.cases.append(result)
-            _evaluate_claims(suite, run)
+            if job.spec.robustness.seeds > 1 and result.status == OK and job.spec.claims:
+                t_rob = time.perf_counter()
+                extra = run_robustness(job, frameworks, progress)
+                for seed, res in extra.items():
+                    robustness.setdefault(job.spec.name, {}).setdefault(seed, []).append(res)
+                took = time.perf_counter() - t_rob
+                failed = [f"seed {k} {r.status}: {r.reason}" for k, r in extra.items() if r.status != OK]
+                result.notes.append(f"Robustness: the claims were also judged on seeds {job.spec.seed + 1}-"
+                                    f"{job.spec.seed + len(extra)} ({len(extra)} reruns with timing off, "
+                                    f"{took:.1f} s" + (f", {len(failed)} not ok, first: {failed[0][:200]}"
+                                                       if failed else "") + ").")
+                progress(f"  {job.id}: robustness, {len(extra)} more seeds ({took:.1f} s)")
+            _evaluate_claims(suite, run, robustness)
             _save(path, run)
             tail = f": {result.reason}" if result.reason else ""
             progress(f"[{i}/{len(jobs)}] {job.id} {result.status} ({result.elapsed_s:.1f} s){tail}")
     except KeyboardInterrupt:
         # Returned, not re-raised: the caller still knows where the partial archive is and can render it.
         run.status, run.finished = "interrupted", now()
+        _evaluate_claims(suite, run, robustness)  # a result appended before its robustness reruns were cut short
         _save(path, run)
         return run, path
     except ResultsWriteError:

@@ -22,9 +22,9 @@ from reportgen.resources import resource_dir
 
 DTYPES = ("float32", "float64", "float16", "bfloat16")
 _SUITE_KEYS = {"name", "description", "defaults", "cases", "frameworks"}
-_DEFAULT_KEYS = {"devices", "dtypes", "seed", "timing", "tolerances", "settings"}
+_DEFAULT_KEYS = {"devices", "dtypes", "seed", "timing", "tolerances", "settings", "robustness"}
 _CASE_KEYS = {"name", "kind", "description", "devices", "dtypes", "seed", "params", "timing", "tolerances",
-              "claims", "settings"}
+              "claims", "settings", "robustness"}
 _TIMING_KEYS = {"rounds": int, "min_sample_s": float, "enabled": bool}
 _TOLERANCE_KEYS = {"bound_factor": float, "noise_iqr": float}
 _CLAIM_KEYS = {"id", "text", "source", "rule"}
@@ -58,6 +58,24 @@ class TimingSpec:
     min_sample_s: float = 0.02  # each sample runs the statement enough times to last at least this long
 
 
+#: Most seeds a suite may ask robustness runs for: each seed reruns the case (timing off), so the cap keeps a typo
+#: (seeds: 2000) from turning a minutes-long suite into hours.
+ROBUSTNESS_MAX_SEEDS = 100
+_ROBUSTNESS_KEYS = {"seeds": int, "budget_s": float}
+
+
+@dataclass(frozen=True)
+class RobustnessSpec:
+    """Rerun the case with seeds seed+1 .. seed+seeds-1 (timing off) and judge every claim on each seed's result.
+
+    ``seeds`` counts the main run: 1 (the default) means no robustness runs. ``budget_s`` bounds the wall time of
+    one job's robustness runs: no further seed is started once it is spent, and the claim records how many seeds
+    ran (``robustness.seeds``) next to how many were asked for (``robustness.requested``)."""
+
+    seeds: int = 1
+    budget_s: float = 60.0
+
+
 @dataclass(frozen=True)
 class Tolerances:
     bound_factor: float = 1.0  # verdict "within rounding" means |delta| <= bound_factor * bound
@@ -87,6 +105,7 @@ class CaseSpec:
     # numerics settings applied around the case (names of reportgen.measure.settings.APPLIERS), e.g.
     # {deterministic_algorithms: true, num_threads: 1}
     settings: Mapping[str, Any] = field(default_factory=dict)
+    robustness: RobustnessSpec = RobustnessSpec()
 
 
 @dataclass(frozen=True)
@@ -416,6 +435,15 @@ def _settings(value: Any, where: str) -> dict[str, Any]:
     return out
 
 
+def _robustness(value: Any, where: str, base: RobustnessSpec) -> RobustnessSpec:
+    spec = _typed_block(value, _ROBUSTNESS_KEYS, RobustnessSpec, where, base)
+    if not 1 <= spec.seeds <= ROBUSTNESS_MAX_SEEDS:
+        raise UsageError(f"{where}.seeds: must be between 1 and {ROBUSTNESS_MAX_SEEDS}, got {spec.seeds!r}")
+    if not (math.isfinite(spec.budget_s) and spec.budget_s > 0):
+        raise UsageError(f"{where}.budget_s: must be a positive number of seconds, got {spec.budget_s!r}")
+    return spec
+
+
 def _case(raw: Any, index: int, defaults: Mapping[str, Any], where_file: str) -> CaseSpec:
     from reportgen import cases as registry
 
@@ -460,6 +488,9 @@ def _case(raw: Any, index: int, defaults: Mapping[str, Any], where_file: str) ->
     tol = _typed_block(raw.get("tolerances"), _TOLERANCE_KEYS, Tolerances, f"{where}: key 'tolerances'", tol)
     settings = {**_settings(defaults.get("settings"), f"{where_file}: defaults.settings"),
                 **_settings(raw.get("settings"), f"{where}: key 'settings'")}
+    robustness = _robustness(raw.get("robustness"), f"{where}: key 'robustness'",
+                             _robustness(defaults.get("robustness"), f"{where_file}: defaults.robustness",
+                                         RobustnessSpec()))
     description = _check(raw.get("description", info.description), str, f"{where}: key 'description'")
     claims = _claims(raw.get("claims"), f"{where}: key 'claims'")
     from reportgen.facts import check_claim_facts
@@ -467,7 +498,7 @@ def _case(raw: Any, index: int, defaults: Mapping[str, Any], where_file: str) ->
         check_claim_facts(claim.rule, info.facts, f"{where}: claim {claim.id!r}")
     return CaseSpec(name=name, kind=kind, description=description.strip(), devices=devices, dtypes=dtypes,
                     seed=seed, params=params, timing=timing, tolerances=tol,
-                    claims=claims, settings=settings)
+                    claims=claims, settings=settings, robustness=robustness)
 
 
 def load_suite(name_or_path: str) -> SuiteSpec:

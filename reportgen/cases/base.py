@@ -55,7 +55,9 @@ class CaseContext:
     progress: Callable[[str], None] = lambda msg: None
     #: the declared facts of the case's kind; None (a case run outside a suite) checks nothing
     facts: FactSchema | None = None
-    #: True for the extra seeds of a robustness evaluation: a case may skip kernel/determinism capture and timing
+    #: True when the runner reruns the case with another seed only to judge its claims' robustness (suite key
+    #: ``robustness``): timing is already off; a case may also skip work no claim reads and the seed cannot change
+    #: (kernel capture, determinism matrix, cross-framework probes). Only the facts of such a run are kept.
     robustness_run: bool = False
 
     def output(self) -> "CaseOutput":

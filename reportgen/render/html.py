@@ -143,6 +143,22 @@ def break_points(value: Any) -> Markup:
     return Markup("<wbr>").join(escape(part) for part in _AFTER_SEPARATOR.split(str(value)))
 
 
+_ROBUSTNESS_ORDER = ("holds", "does not hold", "inconclusive", "not measurable here")
+
+
+def robustness_note(claim: dict[str, Any]) -> str:
+    """How the claim's verdict fares over the robustness seeds, or "" for a claim judged on one seed (results
+    written before robustness existed, or a suite without it): "fragile (holds 14/20, does not hold 6/20)"."""
+    rob = claim.get("robustness")
+    if not isinstance(rob, dict) or not rob.get("verdicts"):
+        return ""
+    n, counts = rob.get("seeds", 0), rob["verdicts"]
+    keys = [k for k in _ROBUSTNESS_ORDER if k in counts] + sorted(k for k in counts if k not in _ROBUSTNESS_ORDER)
+    tally = ", ".join(f"{k} {counts[k]}/{n}" for k in keys)
+    head = "fragile" if rob.get("fragile") else f"same verdict on every seed measured ({n} seeds)"
+    return f"{head}: {tally}" if not rob.get("fragile") else f"{head} ({tally})"
+
+
 def anchor(value: Any) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", str(value)).strip("-")
 
@@ -176,7 +192,7 @@ def environment(loader_root: Path | None = None) -> jinja2.Environment:
     from reportgen.claims import evidence_text
 
     env.filters.update(num=fmt_num, dur=fmt_duration, anchor=anchor, verdict=verdict_badge, worst_verdict=worst_verdict,
-                       comparison_note=comparison_note, assert_close_note=assert_close_note,
+                       comparison_note=comparison_note, robustness_note=robustness_note, assert_close_note=assert_close_note,
                        assert_close_footnote=assert_close_footnote, bytes=fmt_bytes,
                        breaks=break_points,
                        evidence_text=lambda ev: evidence_text(ev, fmt_num))

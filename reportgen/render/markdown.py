@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable
 
 from reportgen.claims import NOT_MEASURABLE
 from reportgen.render.html import (RERENDER_COMMAND, comparison_label, comparison_note, fmt_duration, fmt_field, fmt_num,
-                                   worst_verdict)
+                                   robustness_note, worst_verdict)
 
 GITHUB_LIMIT = 65_000  # GitHub rejects comments/issue bodies over 65,536 characters; keep a margin
 _CELL_MAX = 240  # characters of free text (reasons, claim texts) in one table cell
@@ -113,6 +113,13 @@ def _verdicts(run: dict[str, Any], cap: int | None) -> list[str]:
     return lines + [""]
 
 
+def _robustness_md(claim: dict[str, Any]) -> str:
+    note = robustness_note(claim)
+    if not note:
+        return ""
+    return f" **{esc(note)}**" if claim.get("fragile") else f" ({esc(note)})"
+
+
 def _claims(run: dict[str, Any], cap: int | None) -> list[str]:
     claims = run.get("claims") or []
     if not claims:
@@ -122,10 +129,10 @@ def _claims(run: dict[str, Any], cap: int | None) -> list[str]:
     measured = [cl for cl in claims if cl.get("verdict") != NOT_MEASURABLE]
     unmeasured = [cl for cl in claims if cl.get("verdict") == NOT_MEASURABLE]
     if cap is not None and len(measured) > cap:  # when rows must be cut, keep the claims that fail or waver
-        measured = sorted(measured, key=lambda cl: cl.get("verdict") not in _BAD)
+        measured = sorted(measured, key=lambda cl: cl.get("verdict") not in _BAD and not cl.get("fragile"))
     shown, left = _capped(measured, cap)
     rows = [[esc(cl.get("text")) + f" ({code(cl.get('id'), 80)}, {_source(cl.get('source'))})",
-             verdict_md(cl.get("verdict")), esc(cl.get("reason") or "")] for cl in shown]
+             verdict_md(cl.get("verdict")) + _robustness_md(cl), esc(cl.get("reason") or "")] for cl in shown]
     lines = ["### Claims", "", f"{len(claims)} claims: {_counts(cl.get('verdict', '?') for cl in claims)}.", ""]
     if rows:
         lines += _table(["claim", "verdict", "why"], rows)

@@ -1,0 +1,215 @@
+"""Allocator regimes of the Conv1d(k=1) vs Linear timing, and a check of the harness against torch.utils.benchmark.
+
+Usage: python bench/timing_regime.py [--json] [--rounds 9] [--repeat 3] [--min-sample-s 0.05] [--threads N]
+
+The post's objects: ``nn.Conv1d(8, 32, 1)`` on a (128, 8, 256) input (``tensor.permute(0, 2, 1).clone()
+.contiguous()``) and ``nn.Linear(8, 32)`` sharing its parameters on the (128, 256, 8) tensor; CPU forward, no grad.
+
+Which regime a call lands in depends on the allocator's history in its process, so every measurement here runs in
+a fresh child whose regime is set by glibc tunables (``REGIMES``): "warm" (``MALLOC_TOP_PAD_`` + trim threshold:
+freed memory stays in the heap), "faulting" (a fixed 128 KiB ``MALLOC_MMAP_THRESHOLD_``: every large buffer is
+mapped afresh), and "default" (nothing set: what a reader's script gets). In each regime, ``--repeat`` times,
+interleaved at the process level:
+
+1. the in-process interleaved harness (``reportgen.measure.timing.time_interleaved``) in a child;
+2. an independent ``torch.utils.benchmark.Timer.blocked_autorange`` of both sides in a child (written here);
+3. the published snippet with its own ``timeit`` (``reportgen.measure.regime.time_snippets_in_fresh_process``).
+
+The check: the harness's Conv1d/Linear ratio within +-15 % of torch.utils.benchmark's in the same regime. Every
+child records minor page faults per call (getrusage) and the regime they imply. The machine is shared (2 cores,
+other jobs running): absolute times drift; raw samples and noise flags are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+from reportgen.measure.regime import classify, time_snippets_in_fresh_process
+
+SETUP = """
+import torch
+torch.manual_seed(0)
+conv = torch.nn.Conv1d(8, 32, 1)
+linear = torch.nn.Linear(8, 32)
+linear.weight = torch.nn.Parameter(conv.weight.squeeze(2))
+linear.bias = torch.nn.Parameter(conv.bias)
+tensor = torch.randn(128, 256, 8)
+permuted_tensor = tensor.permute(0, 2, 1).clone().contiguous()
+torch.set_grad_enabled(False)
+"""
+STMTS = {"Linear": "linear(tensor)", "Conv1d": "conv(permuted_tensor)"}
+
+# An independent fresh-process check: torch.utils.benchmark inside a new interpreter, faults around each side.
+_BENCH_CHILD = r"""
+import json, resource, sys
+import torch.utils.benchmark as tb
+ns = {}
+exec(compile(sys.argv[1], "<setup>", "exec"), ns)
+if len(sys.argv) > 3 and sys.argv[3] != "0":
+    ns["torch"].set_num_threads(int(sys.argv[3]))
+out = {}
+for label, stmt in json.loads(sys.argv[2]).items():
+    timer = tb.Timer(stmt=stmt, globals=ns, num_threads=ns["torch"].get_num_threads())
+    m = timer.blocked_autorange(min_run_time=0.5)
+    # faults of the calls alone: one more block of the same size after blocked_autorange's warm-up; Timer.timeit
+    # adds warm-up calls of its own, counted on a no-op statement
+    count = [0]
+    def tick():
+        count[0] += 1
+    tb.Timer(stmt="tick()", globals={"tick": tick}).timeit(m.number_per_run)
+    f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    timer.timeit(m.number_per_run)
+    f1 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    out[label] = {"median_s": m.median, "iqr_s": m.iqr, "times_s": list(m.times), "number_per_run": m.number_per_run,
+                  "minflt_per_call_approx": (f1 - f0) / count[0]}
+print(json.dumps(out))
+"""
+
+
+# The harness in a child, so that its allocator regime is the one the child's MALLOC_* env sets.
+_HARNESS_CHILD = r"""
+import json, sys
+import torch
+from reportgen.measure.timing import ratio_summary, time_interleaved
+ns = {}
+exec(compile(sys.argv[1], "<setup>", "exec"), ns)
+if sys.argv[4] != "0":
+    torch.set_num_threads(int(sys.argv[4]))
+fns = {"Linear": lambda: ns["linear"](ns["tensor"]), "Conv1d": lambda: ns["conv"](ns["permuted_tensor"])}
+res = {t.label: t for t in time_interleaved("forward", fns, device=torch.device("cpu"), rounds=int(sys.argv[2]),
+                                            min_sample_s=float(sys.argv[3]))}
+print(json.dumps({"sides": {k: v.to_dict() for k, v in res.items()},
+                  "ratio": ratio_summary(res["Conv1d"], res["Linear"])}))
+"""
+
+#: Regimes made reproducible with glibc tunables. warm: a 256 MiB top pad (and trim threshold) keeps freed
+#: memory in the heap, so no call faults. faulting: a fixed 128 KiB mmap threshold (setting it turns glibc's
+#: dynamic threshold off) maps every large buffer afresh, so every call faults its pages in. "default": nothing
+#: set -- what a reader's fresh script gets; its regime is whatever the allocator's history makes it.
+REGIMES = {"warm": {"MALLOC_TOP_PAD_": str(256 << 20), "MALLOC_TRIM_THRESHOLD_": str(512 << 20)},
+           "faulting": {"MALLOC_MMAP_THRESHOLD_": str(128 << 10)},
+           "default": {}}
+
+
+def _env(extra: dict) -> dict:
+    import os
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    env.update(extra)
+    return env
+
+
+def _child(code: str, args: list[str], env: dict) -> dict:
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=600,
+                          env=_env(env))
+    if proc.returncode != 0:
+        return {"error": (proc.stderr.strip().splitlines() or ["?"])[-1][:300]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def harness_child(env: dict, rounds: int, min_sample_s: float, threads: int) -> dict:
+    out = _child(_HARNESS_CHILD, [SETUP, str(rounds), str(min_sample_s), str(threads)], env)
+    if "error" not in out:
+        out["conv1d_over_linear"] = out["ratio"]["ratio_of_medians"]
+    return out
+
+
+def benchmark_child(env: dict, threads: int) -> dict:
+    out = _child(_BENCH_CHILD, [SETUP, json.dumps(STMTS), str(threads)], env)
+    if "error" not in out:
+        for side in ("Linear", "Conv1d"):
+            out[side]["regime"] = classify(out[side]["minflt_per_call_approx"])
+        out["conv1d_over_linear"] = out["Conv1d"]["median_s"] / out["Linear"]["median_s"]
+    return out
+
+
+def timeit_child(env: dict, threads: int) -> dict:
+    lin, conv = time_snippets_in_fresh_process(SETUP, [STMTS["Linear"], STMTS["Conv1d"]], repeat=7,
+                                               malloc_env=env, threads=threads or None, timeout_s=600)
+    return {"Linear": lin.to_dict(), "Conv1d": conv.to_dict(), "conv1d_over_linear": conv.median_s / lin.median_s}
+
+
+def _regime_of(d: dict) -> str | None:
+    if "sides" in d:
+        return d["sides"]["Conv1d"]["regime"]
+    if "regime" in d.get("Conv1d", {}):
+        return d["Conv1d"]["regime"]
+    return None
+
+
+def _faults(d: dict) -> float | None:
+    c = d.get("sides", d).get("Conv1d", {})
+    for key in ("minflt_per_call", "mean_minflt_per_call", "minflt_per_call_approx"):
+        if key in c:
+            return c[key]
+    return None
+
+
+def _agree(a: float, b: float, tol: float = 0.15) -> dict:
+    return {"harness": a, "torch_utils_benchmark": b, "rel_diff": a / b - 1.0, "within_15pct": abs(a / b - 1.0) <= tol}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--rounds", type=int, default=9)
+    ap.add_argument("--repeat", type=int, default=3, help="children per regime and method (interleaved)")
+    ap.add_argument("--min-sample-s", type=float, default=0.05)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads in the children (0: torch's default)")
+    a = ap.parse_args()
+    t0 = time.perf_counter()
+    res: dict = {"torch": torch.__version__, "threads": a.threads or torch.get_num_threads(), "rounds": a.rounds,
+                 "min_sample_s": a.min_sample_s, "repeat": a.repeat, "regimes": {}}
+    for name, env in REGIMES.items():
+        runs: dict[str, list] = {"harness": [], "torch_utils_benchmark": [], "published_timeit": []}
+        for _ in range(a.repeat):  # interleave the methods at the process level: load drift hits all three
+            runs["harness"].append(harness_child(env, a.rounds, a.min_sample_s, a.threads))
+            runs["torch_utils_benchmark"].append(benchmark_child(env, a.threads))
+            runs["published_timeit"].append(timeit_child(env, a.threads))
+        summary = {}
+        for method, rs in runs.items():
+            ok = [r for r in rs if "error" not in r]
+            summary[method] = {"ratio_median": statistics.median(r["conv1d_over_linear"] for r in ok) if ok else None,
+                               "ratios": [r["conv1d_over_linear"] for r in ok],
+                               "conv1d_regimes": [_regime_of(r) for r in ok],
+                               "conv1d_minflt_per_call": [_faults(r) for r in ok],
+                               "errors": [r["error"] for r in rs if "error" in r]}
+        h, b = summary["harness"]["ratio_median"], summary["torch_utils_benchmark"]["ratio_median"]
+        same = set(summary["harness"]["conv1d_regimes"]) == set(summary["torch_utils_benchmark"]["conv1d_regimes"])
+        summary["check"] = None if h is None or b is None else {
+            **_agree(h, b), "same_regime_in_every_child": same and len(set(summary["harness"]["conv1d_regimes"])) == 1}
+        res["regimes"][name] = {"malloc_env": env, "runs": runs, "summary": summary}
+    conv = {n: statistics.median(r["sides"]["Conv1d"]["median_s"] for r in v["runs"]["harness"] if "sides" in r)
+            for n, v in res["regimes"].items()}
+    res["conv1d_faulting_over_warm"] = conv["faulting"] / conv["warm"]
+    res["wall_s"] = time.perf_counter() - t0
+    if a.json:
+        print(json.dumps(res, indent=1))
+        return
+    for name, v in res["regimes"].items():
+        print(f"== regime {name} (env {v['malloc_env'] or 'none'})")
+        for r in v["runs"]["harness"]:
+            if "sides" not in r:
+                print("   harness error:", r.get("error"))
+                continue
+            for side, d in r["sides"].items():
+                print(f"   harness {side:<7} median {d['median_s'] * 1e6:9.1f} us IQR/med {d['iqr_over_median']:.2f}"
+                      f"{' NOISY' if d['noisy'] else ''} faults/call {d['minflt_per_call']:.0f} ({d['regime']}) "
+                      f"{d['runs']}x{d['number']} samples_us {[round(x * 1e6) for x in d['samples_s']]}")
+        for method, s_ in v["summary"].items():
+            if method != "check":
+                print(f"   {method:<22} Conv1d/Linear {['%.2f' % x for x in s_['ratios']]} median "
+                      f"{s_['ratio_median']} regimes {s_['conv1d_regimes']} faults/call "
+                      f"{[None if f is None else round(f) for f in s_['conv1d_minflt_per_call']]}")
+        print("   check:", json.dumps(v["summary"]["check"]))
+    print(f"Conv1d faulting/warm (harness medians): {res['conv1d_faulting_over_warm']:.2f}; wall {res['wall_s']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
