@@ -96,6 +96,18 @@ class Job:
         return f"{self.spec.name}/{self.device_spec}/{self.dtype}"
 
 
+def _device_specs(spec: str, local_only: bool = False) -> list[str]:
+    """'all' as every visible CUDA device (the CPU where there is none); ``local_only`` (a rank of a distributed
+    launch, which owns one device) makes 'all' this process's current device. Anything else: one device."""
+    if spec != "all":
+        return [_device_spec(spec)]
+    if not torch.cuda.is_available():
+        return ["cpu"]
+    if local_only:
+        return [f"cuda:{torch.cuda.current_device()}"]
+    return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+
+
 def _device_spec(spec: str) -> str:
     """'auto' and 'cuda' as the device that will run ('cpu', 'cuda:0'); a device that cannot run stays as named
     and is skipped with its reason by :func:`resolve_device`."""
@@ -106,15 +118,17 @@ def _device_spec(spec: str) -> str:
     return spec
 
 
-def plan(suite: SuiteSpec) -> list[Job]:
+def plan(suite: SuiteSpec, *, local_only: bool = False) -> list[Job]:
     # Devices are resolved here so result ids name the device that really ran; duplicates (auto + cpu, cuda +
-    # cuda:0) collapse.
+    # cuda:0, all + cuda:1) collapse. With 'all', each case runs on every device in turn (device-major order
+    # within a case), one result per device.
     jobs: dict[str, Job] = {}
     for c in suite.cases:
         for d in c.devices:
-            for t in c.dtypes:
-                job = Job(c, _device_spec(d), t)
-                jobs.setdefault(job.id, job)
+            for dev in _device_specs(d, local_only):
+                for t in c.dtypes:
+                    job = Job(c, dev, t)
+                    jobs.setdefault(job.id, job)
     return list(jobs.values())
 
 

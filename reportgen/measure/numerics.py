@@ -9,6 +9,7 @@ within their bound of the same exact value, their difference is within the sum o
 
 from __future__ import annotations
 
+import hashlib
 import math
 import warnings
 from dataclasses import asdict, dataclass
@@ -111,9 +112,24 @@ class Comparison:
     bound_max: float | None
     bound_desc: str
     verdict: str
+    # Fingerprints of the two sides' output bits (sha256 of the contiguous CPU tensor's bytes), so that two
+    # devices that should agree can be checked bit for bit without shipping tensors (reportgen compare, fleet).
+    # Defaults: results archived before fingerprints existed, and Comparisons built without tensors.
+    shape: tuple[int, ...] = ()
+    actual_sha256: str | None = None
+    expected_sha256: str | None = None
+    expected_dtype: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def fingerprint(t: torch.Tensor) -> str:
+    """sha256 of ``t``'s bytes as a contiguous CPU tensor in its own dtype (with shape and dtype recorded beside
+    it, equal fingerprints mean bitwise-equal tensors; NaN payloads and the sign of zero count, as bits do)."""
+    data = t.detach().cpu().contiguous()
+    # Through uint8 rather than numpy: bfloat16 has no numpy dtype.
+    return hashlib.sha256(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"").hexdigest()
 
 
 def _percentile(values: np.ndarray, q: float) -> float:
@@ -206,6 +222,10 @@ def compare(actual: torch.Tensor, expected: torch.Tensor, bound: torch.Tensor | 
         bound_max=None if vacuous else float(b.max()) if b.numel() else 0.0,
         bound_desc=bound_desc,
         verdict=verdict,
+        shape=tuple(a.shape),
+        actual_sha256=fingerprint(a),
+        expected_sha256=fingerprint(e),
+        expected_dtype=str(e.dtype).removeprefix("torch."),
     )
 
 
