@@ -192,18 +192,26 @@ def _evaluate_claims(suite: SuiteSpec, run: RunResult) -> None:
 
 
 def run_suite(suite: SuiteSpec, out_dir: Path, *, command: list[str], frameworks: dict[str, str] | None = None,
-              run_id: str | None = None, progress: Progress = lambda msg: None) -> tuple[RunResult, Path]:
+              run_id: str | None = None, progress: Progress = lambda msg: None, dir_name: str | None = None,
+              launch: dict[str, Any] | None = None) -> tuple[RunResult, Path]:
     """Run every job of ``suite`` into ``out_dir/<run_id>/results.json``; never overwrites an earlier run.
+
+    One rank of a distributed launch passes ``dir_name`` (its own directory, "rank-<r>", so ranks never share
+    one) and ``launch`` (facts of the process group, e.g. its backend, added to the environment's launch
+    section); 'all' devices then mean the rank's own device.
 
     Ctrl-C ends the run early: the cases that finished are kept, with ``run.status == "interrupted"``."""
     run_id = run_id or new_run_id(suite.name)
-    path = _run_dir(out_dir, run_id) / "results.json"
+    path = _run_dir(out_dir, dir_name or run_id) / "results.json"
     frameworks = {**suite.frameworks, **(frameworks or {})}
+    environment = collect_environment()
+    if launch is not None and isinstance(environment.get("launch"), dict):
+        environment["launch"].update(launch)
     run = RunResult(run_id=run_id, started=now(), command=[redact(a) for a in command], suite=suite.to_dict(),
-                    environment=collect_environment(), tool_version=__version__)
+                    environment=environment, tool_version=__version__)
     run.suite["frameworks"] = {k: redact(v) for k, v in frameworks.items()}
     write_json_atomic(path, run.to_dict())
-    jobs = plan(suite)
+    jobs = plan(suite, local_only=launch is not None)
     try:
         for i, job in enumerate(jobs, start=1):
             progress(f"[{i}/{len(jobs)}] {job.id} ...")
