@@ -27,9 +27,9 @@ ALPHA = 0.01
 FASTER, SLOWER, SAME = "faster", "slower", "no significant difference"
 _BOOTSTRAP = 4000
 
-# Machine *state* at run time (not configuration): expected to differ between any two runs, so it is listed apart
+# Machine *state* at run time (not configuration) and which rank of a launch a run was (launch.*): expected to differ between any two runs, so it is listed apart
 # and never headlines a comparison.
-_VOLATILE = re.compile(r"(^memory\.available|load_avg|temperature|power_draw|power\.draw|clocks?\.(current|sm|mem)"
+_VOLATILE = re.compile(r"(^launch\.|^memory\.available|load_avg|temperature|power_draw|power\.draw|clocks?\.(current|sm|mem)"
                        r"|memory_used|memory\.used|utili[sz]ation|pstate|fan)", re.IGNORECASE)
 # Order in which differing environment fields are shown: what decides numerics and speed first.
 _PRIORITY = [r"^cuda\.devices\[\d+\]\.name$", r"^cpu\.model$", r"driver", r"cudnn.*version|version.*cudnn",
