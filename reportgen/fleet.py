@@ -407,12 +407,17 @@ def fleet_model(runs: list[tuple[str, dict[str, Any]]], *, min_effect: float = 0
                                                           "noisy"].index(r["kind"]))
         launch = m.identity
         rows.append({"label": label, "source": m.source, "run_id": m.run.get("run_id"), "device": m.device,
-                     "host": launch.get("launch.host"), "rank": launch.get("launch.rank"),
+                     "host": launch.get("launch.host"),
+                     "rank": launch.get("launch.rank") if (launch.get("launch.world_size") or 1) > 1 else None,
+                     "env_differs": [r["key"] for r in ordered if r["kind"] == "env"],
                      "gpu": m.env.get("gpu.name") if m.device.startswith("cuda") else m.env.get("cpu.model"),
                      "uuid": launch.get("gpu.uuid"), "pci_bus_id": launch.get("gpu.pci_bus_id"),
                      "status": status, "reasons": ordered,
                      "cells": [cells.get((m.index, k), "ok") for k in case_keys]})
-    order = sorted(range(len(rows)), key=lambda i: (STATUSES.index(rows[i]["status"]), i))
+    # Worst first; within DIFFERS the strongest signal first: bits that differ where the environment does not.
+    strength = {"bits": 0, "error": 0, "bits-env": 1, "missing": 2, "slower": 3, "env": 4, "noisy": 5}
+    order = sorted(range(len(rows)), key=lambda i: (STATUSES.index(rows[i]["status"]),
+                                                    min((strength[r["kind"]] for r in rows[i]["reasons"]), default=9), i))
     counts = {s: sum(r["status"] == s for r in rows) for s in STATUSES}
     return {"members": [rows[i] for i in order], "cases": case_keys, "env_fields": env_fields,
             "counts": counts, "n_runs": len(runs), "failures": failures or [],
