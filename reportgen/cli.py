@@ -190,10 +190,24 @@ def render_cmd(input_path: str, formats: str, out_dir: str | None, page_size: st
     from reportgen.render.files import load_input, parse_formats, write_reports
 
     fmts = parse_formats(formats)
+    _not_a_fleet(input_path)
     data = load_input(input_path)
     out = Path(out_dir) if out_dir else Path(input_path).resolve().parent
     for p in write_reports(data, out, "report", fmts, force=force, page_size=page_size, source=input_path):
         click.echo(f"wrote {p}")
+
+
+def _not_a_fleet(path: str) -> None:
+    """A fleet.json holds many runs: say what to do with it instead of calling it malformed."""
+    from reportgen.fleet import is_fleet_archive
+
+    if Path(path).suffix != ".json" or not Path(path).is_file():
+        return
+    from reportgen.results import load_dict
+    data = load_dict(Path(path))  # a bad file: the same one-line error load_input would give
+    if is_fleet_archive(data):
+        raise UsageError(f"{path}: a fleet archive of {len(data.get('runs') or [])} runs; compare them with "
+                         f"'reportgen compare {path}', or render one rank's rank-<r>/results.json")
 
 
 @main.command("compare")
@@ -225,8 +239,10 @@ def compare_cmd(inputs: tuple[str, ...], out_dir: str, formats: str, page_size: 
     for p in inputs:
         if not Path(p).exists():
             raise UsageError(f"{p}: no such file or directory")
+    from reportgen.fleet import members_of
+
     runs = load_inputs(list(inputs))
-    if len(runs) < 2:
+    if len(runs) < 2 and len(members_of(runs)) < 2:  # one --device all run of several GPUs is a fleet
         raise UsageError(f"compare: needs at least two inputs (A B [C ...]) or runs; {', '.join(inputs)} hold {len(runs)}")
     try:
         model = compare_inputs(runs, alpha=alpha, min_effect=min_effect)

@@ -146,7 +146,8 @@ def test_timing_outlier_is_slower_unless_noisy(runs):
     bad = [m for m in model["members"] if m["status"] != fleet.OK]
     assert [(m["label"], m["status"]) for m in bad] == [("node002", fleet.SLOWER)]
     assert 2.7 < bad[0]["reasons"][0]["ratio"] < 3.0  # 3x its own, against a median of 1.00-1.07x the others
-    case["timings"][0]["noisy"] = True
+    slow_case = next(c for c in items[2][1]["cases"] if c["case"] == "shared_kernel_conv")
+    slow_case["timings"][0]["noisy"] = True  # the run itself said this timing was noisy
     model = fleet.fleet_model(items)
     assert all(m["status"] == fleet.OK for m in model["members"])
     assert any(r["kind"] == "noisy" for m in model["members"] for r in m["reasons"])
@@ -223,6 +224,23 @@ def test_merge_joins_rank_archives_and_compare_reads_the_result(runs, tmp_path):
     assert [s for s, _ in items] == [f"{out}#runs[{i}]" for i in range(3)]
     again = CliRunner().invoke(main, ["merge", str(d), "--out", str(out)])
     assert again.exit_code == 2 and "already exists" in again.output
+    render = CliRunner().invoke(main, ["render", str(out), "--out", str(tmp_path / "r")])
+    assert render.exit_code == 2 and "a fleet archive of 3 runs" in render.output
+
+
+def test_one_run_of_several_devices_is_a_fleet_of_its_devices(runs, tmp_path):
+    # What `--device all` writes on a machine with three GPUs: one run, each case once per device (here the
+    # CPU run's results relabelled, the third device's bits those of the one-thread run).
+    run = copy.deepcopy(runs["base"])
+    odd = {c["id"]: c for c in runs["one_thread"]["cases"]}
+    run["cases"] = [dict(copy.deepcopy(odd[c["id"]] if i == 2 else c), device=f"cuda:{i}",
+                         id=c["id"].replace("/cpu/", f"/cuda:{i}/")) for i in range(3) for c in run["cases"]]
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(run))
+    res = CliRunner().invoke(main, ["compare", str(path), "--format", "none", "--fail-on", "differs"])
+    assert res.exit_code == 1, res.output
+    assert res.output.splitlines()[0] == "Fleet: 3 device(s) in 1 run(s): 2 OK, 1 DIFFERS, 0 SLOWER, 0 ERROR"
+    assert res.output.splitlines()[1].startswith("  DIFFERS base cuda:2: fc_vs_conv2d_1x1/float32")
 
 
 def test_device_all_is_every_gpu_or_the_cpu(tmp_path):

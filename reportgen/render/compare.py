@@ -412,7 +412,8 @@ def compare_inputs(inputs: list[tuple[str, dict[str, Any]]], *, alpha: float = A
 
     runs, sources = [r for _, r in inputs], [s for s, _ in inputs]
     n_members = len(fleet_mod.members_of(inputs))
-    with_fleet = fleet if fleet is not None else (n_members >= 3 or len(runs) >= 3)
+    # One run of several devices (--device all) has no pairwise view: its devices are the fleet.
+    with_fleet = fleet if fleet is not None else (n_members >= 3 or len(runs) >= 3 or len(runs) < 2)
     if len(runs) <= PAIRWISE_MAX and len(runs) >= 2:
         model = compare_runs(runs, sources, alpha=alpha, min_effect=min_effect)
     else:
