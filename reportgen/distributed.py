@@ -69,12 +69,11 @@ def _init(launch: Launch, timeout_s: float) -> tuple[Any, Any, str]:
 
     backend = "nccl" if torch.cuda.is_available() and dist.is_nccl_available() else "gloo"
     timeout = _dt.timedelta(seconds=timeout_s)
-    kwargs: dict[str, Any] = {}
-    if backend == "nccl":
-        kwargs["device_id"] = torch.device("cuda", torch.cuda.current_device())
     # rank and world size passed explicitly: srun exports SLURM_PROCID/SLURM_NTASKS, not RANK/WORLD_SIZE.
     dist.init_process_group(backend=backend, init_method="env://", rank=launch.rank, world_size=launch.world_size,
-                            timeout=timeout, **kwargs)
+                            timeout=timeout)
+    # The results are Python objects on the CPU: a gloo group carries them on GPU nodes too (NCCL would copy each
+    # pickle to the GPU and back), so the NCCL communicator is never even created for them.
     objects = dist.new_group(backend="gloo", timeout=timeout) if backend != "gloo" else dist.group.WORLD
     return dist, objects, backend
 

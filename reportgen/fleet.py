@@ -211,8 +211,17 @@ def _differing_comparisons(case: dict[str, Any], reference: tuple[Any, ...]) -> 
     return [r[0] for r in mine if ref.get(r[:3]) != r]
 
 
+# A GPU's results do not depend on the host CPU's model or its BLAS: a fleet of GPU nodes with two CPU SKUs is
+# not two environments.
+_HOST_ONLY = re.compile(r"^cpu\.|^torch\.(blas|onednn|mkl)$")
+
+
+def _relevant(m: Member, key: str) -> bool:
+    return not (m.device.startswith("cuda") and _HOST_ONLY.search(key))
+
+
 def _group_key(m: Member, case: dict[str, Any]) -> dict[str, Any]:
-    key = {k: v for k, v in m.env.items() if _GROUP.search(k)}
+    key = {k: v for k, v in m.env.items() if _GROUP.search(k) and _relevant(m, k)}
     key.update({f"case.settings.{k}": v for k, v in (case.get("settings") or {}).items()})
     return key
 
@@ -339,20 +348,23 @@ def _judge_env(members: list[Member], reasons: dict[int, list[dict[str, Any]]]) 
     keys = sorted({k for m in members for k in m.env if _STATUS_ENV.search(k)})
     fields = []
     for k in keys:
-        values = [m.env.get(k, "absent") for m in members]
+        judged = [m for m in members if _relevant(m, k)]
+        values = [m.env.get(k, "absent") for m in judged]
+        if not values:
+            continue
         if all(v == values[0] for v in values[1:]):
             continue
         major = _mode(values)
-        odd = [m for m, v in zip(members, values) if major is None or v != major[0]]
+        odd = [m for m, v in zip(judged, values) if major is None or v != major[0]]
         fields.append({"key": k, "majority": major[0] if major else None, "n_majority": major[1] if major else 0,
-                       "n_differ": len(odd) if major else len(members),
+                       "n_differ": len(odd) if major else len(judged),
                        "values": dict(Counter(_fmt(v) for v in values).most_common(6))})
         if major is None:
             continue
         for m in odd:
             reasons[m.index].append({"kind": "env", "key": k,
                                      "text": f"{k}={_fmt(m.env.get(k, 'absent'))} (majority {_fmt(major[0])}, "
-                                             f"{major[1]} of {len(members)})"})
+                                             f"{major[1]} of {len(judged)})"})
     return fields
 
 

@@ -252,3 +252,23 @@ def test_device_all_is_every_gpu_or_the_cpu(tmp_path):
         assert ids == ["optimizer_drift/cpu/float32"]
     bad = CliRunner().invoke(main, ["run", "--suite", str(SUITE), "--device", "every", "--out", str(tmp_path)])
     assert bad.exit_code == 2 and "all" in bad.output
+
+
+def test_gpu_members_judged_on_gpu_fields_not_the_host_cpu(runs):
+    # Five GPU nodes as their archives record them (the CPU run's results relabelled as cuda:0): another host CPU
+    # model does not set a GPU apart; another driver does, and is named.
+    def gpu_run(cpu="Intel Xeon", driver="550.54.15"):
+        r = copy.deepcopy(runs["base"])
+        for c in r["cases"]:
+            c["device"], c["id"] = "cuda:0", c["id"].replace("/cpu/", "/cuda:0/")
+        r["environment"]["cpu"]["model"] = cpu
+        r["environment"]["cuda"] = {"available": True, "runtime": "12.8", "devices": [
+            {"index": 0, "name": "NVIDIA H100 80GB HBM3", "capability": "9.0", "uuid": f"GPU-{cpu}-{driver}",
+             "nvml": {"driver": driver, "ecc_mode": [1, 1], "temperature_c": 40}}]}
+        return r
+    model = fleet.fleet_model(_fleet(runs, 5, {0: gpu_run(), 1: gpu_run(cpu="AMD EPYC"), 2: gpu_run(),
+                                                3: gpu_run(driver="535.104"), 4: gpu_run()}))
+    status = {m["label"]: m["status"] for m in model["members"]}
+    assert status == {"node000": "OK", "node001": "OK", "node002": "OK", "node003": "DIFFERS", "node004": "OK"}
+    bad = next(m for m in model["members"] if m["label"] == "node003")
+    assert [r["key"] for r in bad["reasons"]] == ["gpu.nvml.driver"] and bad["gpu"] == "NVIDIA H100 80GB HBM3"
