@@ -255,7 +255,7 @@ def _key_diff(mine: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
 
 
 def _judge_bits(members: list[Member], case_key: str, cells: dict[tuple[int, str], str],
-                reasons: dict[int, list[dict[str, Any]]]) -> None:
+                reasons: dict[int, list[dict[str, Any]]], notes: list[str]) -> None:
     ran = [m for m in members if case_key in m.cases and m.cases[case_key].get("status") == "ok"]
     fps = {m.index: _fingerprint(m.cases[case_key]) for m in ran}
     judged = [m for m in ran if fps[m.index] is not None]
@@ -277,6 +277,7 @@ def _judge_bits(members: list[Member], case_key: str, cells: dict[tuple[int, str
     # The majority environment: the group holding most of the members with the fleet's majority bits.
     major_gid = max(groups, key=lambda g: (sum(fps[m.index] == fleet_fp for m in groups[g]), len(groups[g])),
                     default=None)
+    unjudged: set[str] = set()
     for gid, group in groups.items():
         gm = _mode([list(fps[m.index]) for m in group]) if len(group) >= 2 else None
         group_fp = tuple(tuple(x) for x in gm[0]) if gm else None
@@ -292,20 +293,16 @@ def _judge_bits(members: list[Member], case_key: str, cells: dict[tuple[int, str
                             + (f" and {len(names) - 3} more" if len(names) > 3 else "")})
                 continue
             if group_fp is None and len(group) >= 2:
-                cells[(m.index, case_key)] = "bits"
-                reasons[m.index].append({
-                    "kind": "bits", "case": case_key, "comparisons": [],
-                    "text": f"{case_key}: the {len(group)} devices with the same environment disagree in bits "
-                            "(no majority among them)"})
+                # Devices that should agree and do not, with no majority to say which is odd: nondeterministic
+                # kernels, most likely; said once for the fleet, not held against each device.
+                cells[(m.index, case_key)] = "nomaj"
+                unjudged.add(gid)
                 continue
             reference = fleet_fp
             if reference is None or fp == reference:
-                cells[(m.index, case_key)] = "ok" if reference is not None or len(judged) == 1 else "nomaj"
-                if reference is None and len(judged) > 1 and fp not in {fps[o.index] for o in judged if o is not m}:
-                    cells[(m.index, case_key)] = "bits"
-                    reasons[m.index].append({"kind": "bits", "case": case_key, "comparisons": [],
-                                             "text": f"{case_key}: no majority of bits across the fleet and no "
-                                                     "other device agrees with this one"})
+                cells[(m.index, case_key)] = "ok" if reference is not None else "nomaj"
+                if reference is None and len(judged) > 1:
+                    unjudged.add(gid)
                 continue
             cause = _key_diff(keys[gid], keys[major_gid]) if major_gid is not None else []
             names = _differing_comparisons(m.cases[case_key], reference)
@@ -316,6 +313,12 @@ def _judge_bits(members: list[Member], case_key: str, cells: dict[tuple[int, str
                         + (f", environment differs: {'; '.join(cause[:3])}"
                            + (f" and {len(cause) - 3} more" if len(cause) > 3 else "") if cause else "")
                         + f"; in {', '.join(names[:3])}" + (f" and {len(names) - 3} more" if len(names) > 3 else "")})
+    if unjudged:
+        n = sum(len(groups[g]) for g in unjudged)
+        kinds = len({fps[m.index] for g in unjudged for m in groups[g]})
+        notes.append(f"{case_key}: {n} device(s) in {len(unjudged)} environment(s) have no majority of bits "
+                     f"({kinds} different fingerprints): not judged; within one environment nondeterministic "
+                     "kernels are the usual cause (see the runs' determinism matrix)")
 
 
 def _timing_group(m: Member, t: dict[str, Any]) -> str:
@@ -420,8 +423,9 @@ def fleet_model(runs: list[tuple[str, dict[str, Any]]], *, min_effect: float = 0
     cells: dict[tuple[int, str], str] = {}
     reasons: dict[int, list[dict[str, Any]]] = {m.index: [] for m in members}
     _judge_errors(members, case_keys, cells, reasons)
+    notes: list[str] = []
     for k in case_keys:
-        _judge_bits(members, k, cells, reasons)
+        _judge_bits(members, k, cells, reasons, notes)
         _judge_timing(members, k, min_effect, cells, reasons)
     env_fields = _judge_env(members, reasons)
     labels = [_label(m, multi) for m in members]
@@ -449,7 +453,7 @@ def fleet_model(runs: list[tuple[str, dict[str, Any]]], *, min_effect: float = 0
                                                     min((strength[r["kind"]] for r in rows[i]["reasons"]), default=9), i))
     counts = {s: sum(r["status"] == s for r in rows) for s in STATUSES}
     return {"members": [rows[i] for i in order], "cases": case_keys, "env_fields": env_fields,
-            "counts": counts, "n_runs": len(runs), "failures": failures or [],
+            "counts": counts, "n_runs": len(runs), "failures": failures or [], "notes": notes,
             "options": {"min_effect": min_effect, "z_limit": Z_LIMIT, "min_timing_group": MIN_TIMING_GROUP}}
 
 
@@ -476,6 +480,8 @@ def terminal_lines(model: dict[str, Any], width: int = 160) -> list[str]:
            f"{c[SLOWER]} SLOWER, {c[ERROR]} ERROR"]
     for f in model.get("failures", []):
         out.append(f"  ERROR   rank {f.get('rank')}: {f.get('error')}"[:width])
+    for note in model.get("notes", []):
+        out.append(f"  note: {note}"[:width])
     for m in model["members"]:
         if m["status"] == OK:
             continue

@@ -272,3 +272,18 @@ def test_gpu_members_judged_on_gpu_fields_not_the_host_cpu(runs):
     assert status == {"node000": "OK", "node001": "OK", "node002": "OK", "node003": "DIFFERS", "node004": "OK"}
     bad = next(m for m in model["members"] if m["label"] == "node003")
     assert [r["key"] for r in bad["reasons"]] == ["gpu.nvml.driver"] and bad["gpu"] == "NVIDIA H100 80GB HBM3"
+
+
+def test_no_majority_of_bits_is_a_note_not_a_verdict_on_each_device(runs):
+    # Four devices, same environment, four different fingerprints of one comparison (what nondeterministic
+    # kernels give): no device can be called the odd one.
+    items = _fleet(runs, 4)
+    for i, (_, r) in enumerate(items):
+        c = next(c for c in r["cases"] if c["case"] == "fc_vs_conv2d_1x1")
+        c["comparisons"][0]["actual_sha256"] = fingerprint(torch.tensor([float(i)]))
+    model = fleet.fleet_model(items)
+    assert model["counts"]["OK"] == 4
+    col = model["cases"].index("fc_vs_conv2d_1x1/float32")
+    assert {m["cells"][col] for m in model["members"]} == {"nomaj"}
+    (note,) = model["notes"]
+    assert note.startswith("fc_vs_conv2d_1x1/float32: 4 device(s) in 1 environment(s) have no majority")

@@ -333,6 +333,10 @@ def fleet_md(model: dict[str, Any], cap: int | None) -> str:
            f"**{c['OK']} OK**, **{c['DIFFERS']} DIFFERS**, **{c['SLOWER']} SLOWER**, **{c['ERROR']} ERROR**", ""]
     for fail in f.get("failures", []):
         out.append(f"- **ERROR** rank {esc(fail.get('rank'))}: {esc(fail.get('error'))}")
+    notes, left_notes = _capped(f.get("notes", []), cap)
+    out += [f"- {esc(n, 400)}" for n in notes] + ([f"- _… {left_notes} more notes in compare.html_"] if left_notes else [])
+    if f.get("failures") or notes:
+        out.append("")
     bad = [m for m in f["members"] if m["status"] != "OK"]
     if bad:
         cases = f["cases"]
