@@ -186,7 +186,9 @@ def members_of(runs: list[tuple[str, dict[str, Any]]]) -> list[Member]:
         by_device: dict[str, dict[str, dict[str, Any]]] = {}
         for c in run.get("cases", []):
             by_device.setdefault(_norm_device(c.get("device")), {})[f"{c.get('case')}/{c.get('dtype')}"] = c
-        for device, cases in (by_device or {"?": {}}).items():
+        # A device every result of which was skipped did not run here (cuda on a CPU-only machine): not a member.
+        ran = {d: cs for d, cs in by_device.items() if any(c.get("status") != "skipped" for c in cs.values())}
+        for device, cases in (ran or by_device or {"?": {}}).items():
             env, identity = _member_env(run, device)
             out.append(Member(len(out), source, run, device, env, identity, cases))
     return out
