@@ -158,6 +158,62 @@ def _run_rank(launch: Any, spec: Any, out_dir: Path, run_id: str | None, framewo
     sys.exit(code)
 
 
+@main.command("check")
+@click.argument("file", metavar="FILE.py", type=click.Path(dir_okay=False))
+@click.option("--device", "devices", multiple=True, metavar="cpu|cuda|cuda:N|auto",
+              help="Run on this device (repeatable; default cpu).")
+@click.option("--dtype", "dtypes", multiple=True, type=click.Choice(DTYPES),
+              help="Run in this dtype (repeatable; default float32).")
+@click.option("--out", "out_dir", default="out", show_default=True, type=click.Path(file_okay=False),
+              help="Directory under which the run directory <run-id>/ is created.")
+@click.option("--seed", type=int, default=None, help="Seed of the inputs' generator (default 0).")
+@click.option("--run-id", default=None, help="Name of the run directory (default: time stamp + file + random).")
+@click.option("--timing/--no-timing", default=True, show_default=True, help="Time both sides (interleaved).")
+@click.option("--format", "formats", default="html", show_default=True, metavar="html,pdf,md",
+              help="Reports to write beside results.json (comma list, or none).")
+@click.option("--page-size", default="A4", show_default=True, type=click.Choice(["A4", "Letter"]),
+              help="PDF page size.")
+def check_cmd(file: str, devices: tuple[str, ...], dtypes: tuple[str, ...], out_dir: str, seed: int | None,
+              run_id: str | None, timing: bool, formats: str, page_size: str) -> None:
+    """Check your own pair: FILE.py defines a, b (callables taking the inputs) and inputs (a callable returning
+    them); writes results.json and report.html as `run` does. Exit 0 when a and b are identical or within
+    rounding, 1 when they are not (or the check errored), 2 on a bad file."""
+    from reportgen import api, runner
+    from reportgen.render.files import parse_formats, write_reports
+
+    fmts = parse_formats(formats)
+    if "pdf" in fmts:
+        from reportgen.render.pdf import check_available
+        check_available()
+    for d in devices:
+        check_device(d, "--device")
+    if run_id is not None:
+        runner.check_run_id(run_id, "--run-id")
+    spec = api.suite_from_file(file, timing=timing).override(devices, dtypes, seed)
+    t0 = time.perf_counter()
+    try:
+        run, path = runner.run_suite(spec, Path(out_dir), command=["reportgen", *sys.argv[1:]], run_id=run_id,
+                                     progress=_progress)
+    except KeyboardInterrupt:
+        click.echo("interrupted before the run started: no results written", err=True)
+        sys.exit(130)
+    if run.status == "interrupted":
+        _interrupted(run.to_dict(), path, fmts, page_size)
+    written = write_reports(run.to_dict(), path.parent, "report", fmts, force=False, page_size=page_size)
+    _summary(run.to_dict(), time.perf_counter() - t0)
+    for c in run.cases:
+        if c.status == "ok":
+            worse = c.facts.get("worse_side")
+            click.echo(f"  {c.id}: {c.facts.get('verdict')}" + (f" (farther from the reference: {worse})"
+                                                                   if worse else ""))
+    click.echo(f"results: {path}")
+    for p in written:
+        click.echo(f"report:  {p}")
+    equivalent = all(c.status == "ok" and c.facts.get("verdict") in ("identical", "within rounding")
+                     for c in run.cases if c.status != "skipped")
+    sys.exit(0 if equivalent else 1)
+
+
 def _interrupted(data: dict[str, Any], path: Path, fmts: list[str], page_size: str) -> NoReturn:
     """Ctrl-C: say where the partial archive is, render what is quick (not the PDF: a user who pressed Ctrl-C
     wants out), exit 130. A second Ctrl-C while rendering just leaves."""
@@ -336,4 +392,9 @@ def list_cmd() -> None:
             click.echo(f"  {name:<12} invalid: {exc}")
     click.echo("cases:")
     for info in cases.all_cases():
-        click.echo(f"  {info.name:<24} {info.description.splitlines()[0]}")
+        if info.name.startswith("_"):
+            continue
+        origin = "" if info.origin == "reportgen" else f"  [{info.origin}]"
+        click.echo(f"  {info.name:<24} {info.description.splitlines()[0]}{origin}")
+    for err in cases.plugin_errors():
+        click.echo(f"  plugin failed to load: {err}")

@@ -95,6 +95,18 @@ def sanitize(obj: Any) -> Any:
     return obj
 
 
+def jsonable(value: Any) -> Any:
+    """Params as JSON: a callable handed in through the Python API is recorded by name (``module:qualname``)."""
+    if isinstance(value, dict) or hasattr(value, "items"):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    name = getattr(value, "__qualname__", None) or type(value).__qualname__
+    return f"<{getattr(value, '__module__', None) or '?'}:{name}>"
+
+
 def dumps(data: dict[str, Any]) -> str:
     return json.dumps(sanitize(data), indent=1, sort_keys=True, allow_nan=False) + "\n"
 

@@ -24,7 +24,7 @@ from reportgen.cases import CaseContext, CaseSkipped
 from reportgen.errors import UsageError
 from reportgen.measure.environment import collect_environment, redact
 from reportgen.measure.settings import applied_settings
-from reportgen.results import ERROR, OK, SKIPPED, CaseResult, RunResult, write_json_atomic
+from reportgen.results import ERROR, OK, SKIPPED, CaseResult, RunResult, jsonable, write_json_atomic
 from reportgen.suite import CaseSpec, SuiteSpec
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
@@ -153,7 +153,7 @@ def run_job(job: Job, frameworks: dict[str, str], progress: Progress) -> CaseRes
     info = registry.get(spec.kind)
     assert info is not None  # validated when the suite was loaded
     result = CaseResult(id=job.id, case=spec.name, kind=spec.kind, description=spec.description,
-                        device=job.device_spec, dtype=job.dtype, params=dict(spec.params), seed=spec.seed,
+                        device=job.device_spec, dtype=job.dtype, params=jsonable(spec.params), seed=spec.seed,
                         status=OK, started=now())
     t0 = time.perf_counter()
     device, why = resolve_device(job.device_spec)
@@ -165,13 +165,15 @@ def run_job(job: Job, frameworks: dict[str, str], progress: Progress) -> CaseRes
     ctx = CaseContext(name=spec.name, params=dict(spec.params), device=device, dtype=_DTYPES[job.dtype],
                       seed=spec.seed, timing_rounds=spec.timing.rounds, timing_min_sample_s=spec.timing.min_sample_s,
                       timing_enabled=spec.timing.enabled, bound_factor=spec.tolerances.bound_factor,
-                      noise_iqr=spec.tolerances.noise_iqr, frameworks=dict(frameworks),
+                      noise_iqr=spec.tolerances.noise_iqr, frameworks=dict(frameworks), facts=info.facts,
                       progress=lambda msg: progress(f"  {job.id}: {msg} ({time.perf_counter() - t0:.1f} s)"))
     try:
         # The case's own settings (suite YAML) for its duration only; the state before is restored exactly.
         with applied_settings(**spec.settings) as settings, _current_device(device):
             result.settings = settings
             out = info.run(ctx)
+            for key, value in out.facts.items():  # also what a case wrote into .facts directly
+                info.facts.check(key, value, spec.kind)
     except CaseSkipped as exc:
         result.status, result.reason = SKIPPED, redact(str(exc))
     except Exception as exc:  # isolate: one broken case must not end the run

@@ -82,10 +82,13 @@ class SuiteSpec:
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
-        d = asdict(self)
+        from reportgen.results import jsonable
+        # params first, by name: asdict would deep-copy a callable handed in through the Python API
+        params = [jsonable(c.params) for c in self.cases]
+        d = asdict(replace(self, cases=tuple(replace(c, params={}) for c in self.cases)))
         d["frameworks"] = dict(self.frameworks)
-        for c in d["cases"]:
-            c["params"] = dict(c["params"])
+        for c, p in zip(d["cases"], params):
+            c["params"] = p
             c["settings"] = dict(c["settings"])
         return d
 
@@ -280,6 +283,11 @@ def _case(raw: Any, index: int, defaults: Mapping[str, Any], where_file: str) ->
             raise UsageError(f"{where}: key 'params.{key}': unknown parameter for {kind} "
                              f"(known: {', '.join(sorted(info.defaults))})")
         params[key] = _param(value, info.defaults[key], where, f"params.{key}", zero_ok=key in ZERO_ALLOWED_PARAMS)
+    if info.prepare is not None:
+        try:
+            params = dict(info.prepare(params, Path(where_file).parent))
+        except UsageError as exc:
+            raise UsageError(f"{where}: {exc}") from None
     if info.validate is not None:
         try:
             info.validate(params)
@@ -299,9 +307,13 @@ def _case(raw: Any, index: int, defaults: Mapping[str, Any], where_file: str) ->
     settings = {**_settings(defaults.get("settings"), f"{where_file}: defaults.settings"),
                 **_settings(raw.get("settings"), f"{where}: key 'settings'")}
     description = _check(raw.get("description", info.description), str, f"{where}: key 'description'")
+    claims = _claims(raw.get("claims"), f"{where}: key 'claims'")
+    from reportgen.facts import check_claim_facts
+    for i, claim in enumerate(claims):
+        check_claim_facts(claim.rule, info.facts, f"{where}: claim {claim.id!r}")
     return CaseSpec(name=name, kind=kind, description=description.strip(), devices=devices, dtypes=dtypes,
                     seed=seed, params=params, timing=timing, tolerances=tol,
-                    claims=_claims(raw.get("claims"), f"{where}: key 'claims'"), settings=settings)
+                    claims=claims, settings=settings)
 
 
 def load_suite(name_or_path: str) -> SuiteSpec:

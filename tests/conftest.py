@@ -4,7 +4,7 @@ import torch
 from reportgen.cases import CaseContext, CaseOutput, register
 
 # A case that always fails, registered for tests only: the runner must record it as an error and go on.
-@register("_test_boom", "Always raises (tests only).", defaults={"message": "boom"})
+@register("_test_boom", "Always raises (tests only).", defaults={"message": "boom"}, facts=[])
 def _boom(ctx: CaseContext) -> CaseOutput:
     raise RuntimeError(ctx.params["message"])
 

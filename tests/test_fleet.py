@@ -71,6 +71,7 @@ def test_fingerprint_is_the_bits_shape_and_dtype_recorded():
     assert fingerprint(y) != fingerprint(x)
     assert fingerprint(torch.tensor([0.0])) != fingerprint(torch.tensor([-0.0]))  # bits, not values
     assert len(fingerprint(torch.zeros(2, dtype=torch.bfloat16))) == 64
+    assert fingerprint(torch.tensor(1.5)) == fingerprint(torch.tensor([1.5]))  # a 0-dim tensor: its one value
 
 
 def test_thread_count_and_onednn_really_change_bits_here(runs):

@@ -8,6 +8,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 import torch
 
+from reportgen.facts import FactSchema
 from reportgen.measure.numerics import Comparison
 from reportgen.measure.timing import TimingResult
 
@@ -25,6 +26,14 @@ class CaseInfo:
     #: checks a case's params (defaults merged) when the suite loads, raising UsageError: a bad value is then an
     #: exit-2 error naming the suite file, not a case error after the run has started
     validate: Callable[[Mapping[str, Any]], None] | None = None
+    #: normalises a case's params when the suite loads, given the suite file's folder (None from the API):
+    #: resolves and checks code references (kind: pair), raising UsageError
+    prepare: Callable[[Mapping[str, Any], Any], Mapping[str, Any]] | None = None
+    #: the facts the kind publishes (reportgen.facts): CaseOutput.fact refuses others, and a claim naming one
+    #: the kind does not declare fails when the suite loads
+    facts: FactSchema = FactSchema()
+    #: where the kind comes from: "reportgen" (bundled) or the distribution of a plugin
+    origin: str = "reportgen"
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,14 @@ class CaseContext:
     # Other frameworks' interpreters for cross-framework probes: {"mindspore": "/path/to/python", ...}
     frameworks: Mapping[str, str] = field(default_factory=dict)
     progress: Callable[[str], None] = lambda msg: None
+    #: the declared facts of the case's kind; None (a case run outside a suite) checks nothing
+    facts: FactSchema | None = None
+    #: True for the extra seeds of a robustness evaluation: a case may skip kernel/determinism capture and timing
+    robustness_run: bool = False
+
+    def output(self) -> "CaseOutput":
+        """A CaseOutput that refuses facts the case's kind does not declare."""
+        return CaseOutput(schema=self.facts, kind=self.name)
 
     def generator(self, offset: int = 0) -> torch.Generator:
         """A CPU generator seeded from the case seed (draw on CPU, then move: same numbers on every device)."""
@@ -77,6 +94,8 @@ class CaseOutput:
     facts: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    schema: FactSchema | None = field(default=None, repr=False)
+    kind: str = field(default="", repr=False)
 
     def add_comparison(self, comparison: Comparison, group: str = "") -> Comparison:
         d = comparison.to_dict()
@@ -102,6 +121,10 @@ class CaseOutput:
         self.timings.append(timing.to_dict())
 
     def fact(self, key: str, value: Any) -> None:
+        """Publish a fact; with a schema, an undeclared name (or a value of the wrong type) raises
+        reportgen.facts.UndeclaredFact: a bug in the case, caught by its tests, not a user's error."""
+        if self.schema is not None:
+            self.schema.check(key, value, self.kind)
         self.facts[key] = value
 
     def note(self, text: str) -> None:
@@ -122,5 +145,6 @@ class CaseOutput:
             self.extra["kernels"] = kernel_section(sides, ctx.device, calls=calls, cudnn_bodies=cudnn_bodies)
             ctx.progress("determinism matrix")
             self.extra["determinism"] = determinism_section(sides, ctx.device, bound=bound, repeats=repeats)
-        self.facts.update(self.extra["kernels"]["facts"])
-        self.facts.update(self.extra["determinism"]["facts"])
+        for section in ("kernels", "determinism"):
+            for key, value in self.extra[section]["facts"].items():
+                self.fact(key, value)

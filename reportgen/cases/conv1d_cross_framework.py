@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reportgen.facts import (ANY, BOOL, EXPLAIN_FACTS, NUMBER, STR, FactSpec, comparison_facts, facts,
+                             schema, timing_facts)
 from reportgen.cases import CaseContext, CaseOutput, CaseSkipped, register
 from reportgen.measure.numerics import compare, conv1d_bound
 from reportgen.measure.settings import applied_settings
@@ -323,16 +325,22 @@ def init_fit(out: CaseOutput, prefix: str, label: str, weight: np.ndarray, bias:
 
 # ------------------------------------------------------------------------------------------------- the case
 
+FACTS = schema(
+    # per framework (torch, mindspore, jax) and, for the others, their comparison with torch
+    FactSpec("*.*", ANY), FactSpec("*.*.*", ANY), FactSpec("*.*.*.*", ANY), FactSpec("*.*.*.*.*", ANY),
+)
+
+
 @register("conv1d_cross_framework",
           "MindSpore nn.Conv1d and JAX lax.conv_general_dilated vs torch.nn.Conv1d: defaults, 'same' padding split, "
           "shapes, default initialisation and numerics, each framework in its own environment.",
-          defaults=DEFAULTS)
+          facts=FACTS, defaults=DEFAULTS)
 def run(ctx: CaseContext) -> CaseOutput:
     if ctx.dtype != torch.float32:
         raise CaseSkipped("the probes exchange float32 arrays (MindSpore's CPU Conv1d is float32); use dtype float32")
     p = dict(ctx.params)
     _check_params(p)
-    out = CaseOutput()
+    out = ctx.output()
     inp = Inputs(ctx)
     ctx.progress("probes started")
     with ThreadPoolExecutor(max_workers=1) as pool:  # the probes wait on child processes; torch works meanwhile

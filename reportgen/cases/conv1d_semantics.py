@@ -22,9 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reportgen.facts import BOOL, EXPLAIN_FACTS, NUMBER, STR, FactSpec, comparison_facts, facts, schema
 from reportgen.cases import CaseContext, CaseOutput, register
+from reportgen.engine import publish
 from reportgen.errors import UsageError
-from reportgen.measure.numerics import IDENTICAL, compare, conv1d_bound, ordered_bits
+from reportgen.measure.numerics import IDENTICAL, Comparison, compare, conv1d_bound, ordered_bits
 from reportgen.verdicts import worst_verdict
 
 _PAD_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -116,25 +118,24 @@ def _padding_modes(ctx: CaseContext, out: CaseOutput, c_in: int, c_out: int, ker
     for mode in _PAD_MODES:
         for p in pads:
             conv = _seeded_conv(ctx, 11, c_in, c_out, kernel, padding=p, padding_mode=mode)
-            with torch.no_grad():
-                got = conv(x)
-                xp = F.pad(x, (p, p), mode=_F_PAD_MODE[mode])
-                explicit = F.conv1d(xp, conv.weight, conv.bias)
-            bound = 2 * ctx.bound_factor * conv1d_bound(xp, conv.weight, conv.bias, ctx.dtype)
-            c = compare(got, explicit, bound, name=f"padding_mode={mode!r}, padding={p}",
-                        actual_label=f"Conv1d(padding={p}, padding_mode={mode!r})",
-                        expected_label=f"F.pad(x, ({p}, {p}), mode={_F_PAD_MODE[mode]!r}) + Conv1d(padding=0)",
-                        bound_desc="sum of both sides' gamma_(n+1)(|x_pad|*|w|+|b|)")
+            n, c = _conv_vs_explicit_pad(ctx, conv, x, p, _F_PAD_MODE[mode], f"padding_mode={mode!r}, padding={p}",
+                                         (f"Conv1d(padding={p}, padding_mode={mode!r})",
+                                          f"F.pad(x, ({p}, {p}), mode={_F_PAD_MODE[mode]!r}) + Conv1d(padding=0)"),
+                                         "sum of both sides' gamma_(n+1)(|x_pad|*|w|+|b|)")
             out.add_comparison(c, group="padding_mode = explicit F.pad + valid conv")
-            out.fact(f"padding_mode.{mode}.p{p}.verdict", c.verdict)
-            out.fact(f"padding_mode.{mode}.p{p}.bitwise_equal_fraction", c.bitwise_equal_fraction)
+            publish(out, f"padding_mode.{mode}.p{p}", c, ("verdict", "bitwise_equal_fraction"))
             verdicts.append(c.verdict)
             identical.append(c.verdict == IDENTICAL)
-            rows.append([mode, p, _F_PAD_MODE[mode], got.shape[-1], c.bitwise_equal_fraction, c.max_abs,
-                         c.verdict])
+            rows.append([mode, p, _F_PAD_MODE[mode], n, c.bitwise_equal_fraction, c.max_abs, c.verdict])
     out.fact("padding_mode.all_identical", all(identical))
     out.fact("padding_mode.worst_verdict", worst_verdict(verdicts))
-    _padding_control(ctx, out, x, c_in, c_out, kernel, pads[0], rows)
+    # Negative control: reflect padding against an explicit zero pad must differ.
+    conv = _seeded_conv(ctx, 11, c_in, c_out, kernel, padding=pads[0], padding_mode="reflect")
+    n, c = _conv_vs_explicit_pad(ctx, conv, x, pads[0], "constant", "control: reflect vs explicit zero pad",
+                                 ("Conv1d reflect", "F.pad constant + conv"), "as above")
+    publish(out, "padding_mode.control_reflect_vs_zero_pad", c, ("verdict",))
+    rows.append(["control: reflect vs zero pad", pads[0], "constant", n, c.bitwise_equal_fraction, c.max_abs,
+                 c.verdict])
     out.add_table("Each padding_mode against explicit F.pad + unpadded conv",
                   ["padding_mode", "padding", "F.pad mode", "output length", "bitwise equal", "max |delta|",
                    "verdict"], rows,
@@ -142,19 +143,17 @@ def _padding_modes(ctx: CaseContext, out: CaseOutput, c_in: int, c_out: int, ker
                        "must differ, or the comparison could not tell the modes apart.")
 
 
-def _padding_control(ctx: CaseContext, out: CaseOutput, x: torch.Tensor, c_in: int, c_out: int, kernel: int,
-                     p: int, rows: list[list[Any]]) -> None:
-    conv = _seeded_conv(ctx, 11, c_in, c_out, kernel, padding=p, padding_mode="reflect")
+def _conv_vs_explicit_pad(ctx: CaseContext, conv: nn.Conv1d, x: torch.Tensor, p: int, f_mode: str, name: str,
+                          labels: tuple[str, str], desc: str) -> tuple[int, Comparison]:
+    """(output length, ``conv(x)`` vs F.pad(x, (p, p), mode=f_mode) + the same weights unpadded), allowed the sum
+    of both sides' bounds. No float64 reference and facts of its own: compare + publish, not engine.judge."""
     with torch.no_grad():
         got = conv(x)
-        xp = F.pad(x, (p, p), mode="constant")
-        wrong = F.conv1d(xp, conv.weight, conv.bias)
+        xp = F.pad(x, (p, p), mode=f_mode)
+        explicit = F.conv1d(xp, conv.weight, conv.bias)
     bound = 2 * ctx.bound_factor * conv1d_bound(xp, conv.weight, conv.bias, ctx.dtype)
-    c = compare(got, wrong, bound, name="control: reflect vs explicit zero pad", actual_label="Conv1d reflect",
-                expected_label="F.pad constant + conv", bound_desc="as above")
-    out.fact("padding_mode.control_reflect_vs_zero_pad.verdict", c.verdict)
-    rows.append(["control: reflect vs zero pad", p, "constant", got.shape[-1], c.bitwise_equal_fraction,
-                 c.max_abs, c.verdict])
+    return got.shape[-1], compare(got, explicit, bound, name=name, actual_label=labels[0],
+                                  expected_label=labels[1], bound_desc=desc)
 
 
 def _seeded_conv(ctx: CaseContext, offset: int, *args: Any, **kwargs: Any) -> nn.Conv1d:
@@ -421,8 +420,7 @@ def _layout(ctx: CaseContext, out: CaseOutput, c_in: int, c_out: int, kernel: in
                                    actual_label="Conv2d(x.unsqueeze(2), w.unsqueeze(2))", expected_label="Conv1d",
                                    bound_desc="sum of both sides' gamma_(n+1)(|x|*|w|+|b|)"), group="weight layout")
     out.fact("layout.roundtrip_bitwise", bool(roundtrip))
-    out.fact("layout.conv2d_equiv.verdict", c.verdict)
-    out.fact("layout.conv2d_equiv.bitwise_equal_fraction", c.bitwise_equal_fraction)
+    publish(out, "layout.conv2d_equiv", c, ("verdict", "bitwise_equal_fraction"))
     out.add_table("Weight layout conversion torch <-> MindSpore",
                   ["step", "shape", "bitwise equal to the original"],
                   [["torch Conv1d weight", "x".join(map(str, w.shape)), "-"],
@@ -454,16 +452,38 @@ def _validate(p: Mapping[str, Any]) -> None:
                          f"out_channels ({c_out})")
 
 
+#: _publish_fit's facts, under init.<parameter> (groups=1) and init.groups<g>.<parameter>
+_FIT_FACTS = [s for prefix in ("init.*", "init.groups*.*") for s in
+              facts(prefix, ["ks_statistic", "ks_pvalue", "n", "max_abs_over_bound"], NUMBER)
+              + facts(prefix, ["fits_uniform"], BOOL)]
+
+FACTS = schema(
+    EXPLAIN_FACTS,
+    FactSpec("same.odd_total_pad_extra_side", STR), FactSpec("same2d.odd_total_pad_extra_side", STR),
+    facts("init", ["bias_default_argument", "bias_present_by_default", "all_fit_uniform"], BOOL),
+    FactSpec("init.k", NUMBER), FactSpec("init.groups*.k", NUMBER), _FIT_FACTS,
+    FactSpec("init.control_wrong_k.*.ks_pvalue", NUMBER), FactSpec("init.control_wrong_k.rejected", BOOL),
+    comparison_facts("layout.conv2d_equiv", ("verdict", "bitwise_equal_fraction")),
+    FactSpec("layout.roundtrip_bitwise", BOOL),
+    FactSpec("padding_mode.all_identical", BOOL), FactSpec("padding_mode.worst_verdict", STR),
+    comparison_facts("padding_mode.*.*", ("verdict", "bitwise_equal_fraction")),
+    comparison_facts("padding_mode.control_reflect_vs_zero_pad", ("verdict",)),
+    FactSpec("same.*.left", NUMBER), FactSpec("same.*.right", NUMBER),
+    facts("same", ["even_total_pad_symmetric", "explicit_pad_identical", "mirrored_split_differs"], BOOL),
+    FactSpec("shape.*.length", NUMBER), facts("shape", ["formula_match", "page_examples_match"], BOOL),
+)
+
+
 @register("conv1d_semantics",
           "torch.nn.Conv1d measured against MindSpore's 'Differences with torch.nn.Conv1d' page: shapes, "
           "padding modes, the padding='same' split, default bias and init distribution, weight layout.",
-          defaults=DEFAULTS, validate=_validate)
+          facts=FACTS, defaults=DEFAULTS, validate=_validate)
 def run(ctx: CaseContext) -> CaseOutput:
     p = ctx.params
     _validate(p)
     c_in, c_out, kernel = p["in_channels"], p["out_channels"], p["kernel_size"]
     length, check_length, pads = p["length"], p["check_length"], p["pad_amounts"]
-    out = CaseOutput()
+    out = ctx.output()
     ctx.progress("output shapes")
     _shapes(ctx, out, c_in, c_out, kernel, length)
     ctx.progress("padding modes vs explicit F.pad")

@@ -20,7 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reportgen.facts import BOOL, EXPLAIN_FACTS, STR, FactSpec, comparison_facts, schema
 from reportgen.cases import CaseContext, CaseOutput, register
+from reportgen.engine import SideOutput, judge, publish
 from reportgen.errors import UsageError
 from reportgen.measure.numerics import (Comparison, compare, gamma,
                                         log10_abs_histogram, matmul_bound, unit_roundoff)
@@ -175,13 +177,24 @@ def _layer_params(model: LinearModel) -> list[tuple[torch.Tensor, torch.Tensor]]
 
 # --- the case ----------------------------------------------------------------------------------------------
 
-def _run_variant(ctx: CaseContext, out: CaseOutput, v: Variant, x: torch.Tensor, dims: list[int],
-                 classes: int) -> dict[str, Any]:
+#: the metrics of each layer's Linear-vs-Conv2d comparison published as facts (under fwd.<variant>.<layer>)
+_PAIR_KEYS = ("max_abs", "max_rel", "max_normalised", "bitwise_equal_fraction", "verdict")
+#: the outputs the thread compares: their comparisons go in the report; the hidden layers' are facts only
+_SHOWN = ("feats", "logits")
+
+
+def _models(ctx: CaseContext, v: Variant, dims: list[int], classes: int) -> tuple[LinearModel, ConvModel]:
     factory = _ACTIVATIONS[v.activation][0]
     lin = LinearModel(dims, classes, factory).to(ctx.device, ctx.dtype)
     conv = ConvModel(dims, classes, factory).to(ctx.device, ctx.dtype)
     _fill(lin, v.init)
     _fill(conv, v.init)
+    return lin, conv
+
+
+def _run_variant(ctx: CaseContext, out: CaseOutput, v: Variant, x: torch.Tensor, dims: list[int],
+                 classes: int) -> dict[str, Any]:
+    lin, conv = _models(ctx, v, dims, classes)
     with torch.no_grad():
         lin_outs = lin.forward_all(x)
         conv_outs = conv.forward_all(x)
@@ -190,41 +203,28 @@ def _run_variant(ctx: CaseContext, out: CaseOutput, v: Variant, x: torch.Tensor,
     names[-1] = "feats"
     names.append("logits")
     per_layer = []
-    for name, lo, co, ref, bound in zip(names, lin_outs, conv_outs, refs, bounds):
-        desc = (f"gamma_(n+1) propagated through {len(per_layer) + 1} layer(s) with the activation's Lipschitz "
+    for depth, (name, lo, co, ref, bound) in enumerate(zip(names, lin_outs, conv_outs, refs, bounds), 1):
+        desc = (f"gamma_(n+1) propagated through {depth} layer(s) with the activation's Lipschitz "
                 f"constant, + {_ACT_ULPS:g} ulps per activation (assumed library accuracy)")
-        pair = compare(lo, co, 2 * ctx.bound_factor * bound, name=f"{v.label}: {name}", actual_label="Linear",
-                       expected_label="1x1 Conv2d", reference=ref, bound_desc="sum of both sides' bounds: " + desc)
-        vs_ref = [compare(o, ref, ctx.bound_factor * bound, name=f"{v.label}: {name}", actual_label=label,
-                          expected_label="float64 reference", bound_desc=desc)
-                  for o, label in ((lo, "Linear"), (co, "1x1 Conv2d"))]
-        if name in ("feats", "logits"):
-            out.add_comparison(pair, group=f"{v.label}: Linear vs 1x1 Conv2d")
-            for c in vs_ref:
-                out.add_comparison(c, group=f"{v.label}: each side vs float64")
-        per_layer.append({"name": name, "pair": pair, "vs_ref": vs_ref, "ref_max": float(ref.abs().max()),
+        base = f"fwd.{v.key}.{name}"
+        # Both sides share one bound: it depends only on the rounded inputs and parameters.
+        sides = [SideOutput("linear", "Linear", lo, bound), SideOutput("conv", "1x1 Conv2d", co, bound)]
+        got = judge(out, base, sides, ref, desc=desc, factor=ctx.bound_factor, keys=(), name=f"{v.label}: {name}",
+                    pair_desc="sum of both sides' bounds: " + desc, add=name in _SHOWN)
+        pair, vs_ref = got["linear_vs_conv"], [got["linear_vs_ref"], got["conv_vs_ref"]]
+        ref_max = float(ref.abs().max())
+        publish(out, base, pair, _PAIR_KEYS)
+        out.fact(f"{base}.value_max_abs", ref_max)
+        publish(out, f"{base}.linear_vs_ref", vs_ref[0], ("verdict",))
+        publish(out, f"{base}.conv_vs_ref", vs_ref[1], ("verdict",))
+        per_layer.append({"name": name, "pair": pair, "vs_ref": vs_ref, "ref_max": ref_max,
                           "delta": (lo.double().cpu() - co.double().cpu())})
-    return {"variant": v, "layers": per_layer}
-
-
-def _publish_variant(out: CaseOutput, res: dict[str, Any]) -> None:
-    v: Variant = res["variant"]
-    for layer in res["layers"]:
-        c: Comparison = layer["pair"]
-        base = f"fwd.{v.key}.{layer['name']}"
-        out.fact(f"{base}.max_abs", c.max_abs)
-        out.fact(f"{base}.max_rel", c.max_rel)
-        out.fact(f"{base}.max_normalised", c.max_normalised)
-        out.fact(f"{base}.bitwise_equal_fraction", c.bitwise_equal_fraction)
-        out.fact(f"{base}.verdict", c.verdict)
-        out.fact(f"{base}.value_max_abs", layer["ref_max"])
-        out.fact(f"{base}.linear_vs_ref.verdict", layer["vs_ref"][0].verdict)
-        out.fact(f"{base}.conv_vs_ref.verdict", layer["vs_ref"][1].verdict)
+    return {"variant": v, "layers": per_layer, "models": (lin, conv), "logits_bound": bounds[-1]}
 
 
 def _publish_summary(out: CaseOutput, results: list[dict[str, Any]]) -> None:
     """Aggregates over variants and over the two outputs the thread compares (feats, logits)."""
-    pairs = [l["pair"] for r in results for l in r["layers"] if l["name"] in ("feats", "logits")]
+    pairs = [l["pair"] for r in results for l in r["layers"] if l["name"] in _SHOWN]
     norms = [c.max_normalised for c in pairs]
     rels = [c.max_rel for c in pairs if c.max_rel is not None]
     out.fact("fwd.max_normalised", None if any(n is None for n in norms) else max(norms))
@@ -280,6 +280,18 @@ def _shape(t: torch.Tensor) -> str:
     return "x".join(str(s) for s in t.shape)
 
 
+def _linear_pair(ctx: CaseContext, out: CaseOutput, a: torch.Tensor, b: torch.Tensor, x: torch.Tensor,
+                 w: torch.Tensor, bias: torch.Tensor, name: str, labels: tuple[str, str]) -> Comparison:
+    """Two routes to F.linear(x, w, bias), allowed the sum of both sides' gamma_(n+1)(|x||W|+|b|); the float64
+    product decides which elements are near zero. One comparison with facts of its own (no side-vs-reference
+    comparisons), so compare rather than engine.judge."""
+    bound = 2 * ctx.bound_factor * matmul_bound(x.cpu(), w.cpu().T, ctx.dtype, bias=bias.cpu())
+    ref = F.linear(x.double(), w.double(), bias.double()).cpu()
+    return out.add_comparison(compare(a, b, bound, name=name, actual_label=labels[0], expected_label=labels[1],
+                                      reference=ref, bound_desc="sum of both sides' gamma_(n+1)(|x||W|+|b|)"),
+                              group="semantics")
+
+
 def _semantics(ctx: CaseContext, out: CaseOutput, x: torch.Tensor, c_out: int) -> None:
     """1x1 conv = the same Linear at every position; a (samples x 1) kernel = flatten + one Linear."""
     batch, samples, c_in = x.shape
@@ -290,13 +302,8 @@ def _semantics(ctx: CaseContext, out: CaseOutput, x: torch.Tensor, c_out: int) -
     with torch.no_grad():
         lin = F.linear(x, w, b)
         conv = F.conv2d(x4, w[:, :, None, None], b)
-        conv_bt = conv.squeeze(3).permute(0, 2, 1)
-        bound = 2 * ctx.bound_factor * matmul_bound(x.cpu(), w.cpu().T, ctx.dtype, bias=b.cpu())
-        c1 = out.add_comparison(compare(lin, conv_bt, bound, name="1x1 conv vs per-position Linear (random W)",
-                                        actual_label="Linear at each position", expected_label="1x1 Conv2d",
-                                        reference=F.linear(x.double(), w.double(), b.double()).cpu(),
-                                        bound_desc="sum of both sides' gamma_(n+1)(|x||W|+|b|)"),
-                                group="semantics")
+        c1 = _linear_pair(ctx, out, lin, conv.squeeze(3).permute(0, 2, 1), x, w, b,
+                          "1x1 conv vs per-position Linear (random W)", ("Linear at each position", "1x1 Conv2d"))
         # Locality: perturbing sample 0 must leave every other position's output bit for bit unchanged.
         x_p = x.clone()
         x_p[:, 0, :] += 1
@@ -308,20 +315,13 @@ def _semantics(ctx: CaseContext, out: CaseOutput, x: torch.Tensor, c_out: int) -
         conv_k = F.conv2d(x4, wk, b)  # (batch, c_out, 1, 1): one output per sample sequence
         flat = x.permute(0, 2, 1).reshape(batch, c_in * samples)  # index c*samples + s, as wk.reshape below
         lin_k = F.linear(flat, wk.reshape(c_out, c_in * samples), b)
-        bound_k = 2 * ctx.bound_factor * matmul_bound(flat.cpu(), wk.reshape(c_out, -1).cpu().T, ctx.dtype,
-                                                      bias=b.cpu())
-        c2 = out.add_comparison(compare(conv_k.reshape(batch, c_out), lin_k, bound_k,
-                                        name="(samples x 1) kernel vs flatten + Linear",
-                                        actual_label="Conv2d kernel (samples, 1)", expected_label="flatten + Linear",
-                                        reference=F.linear(flat.double(), wk.reshape(c_out, -1).double(),
-                                                           b.double()).cpu(),
-                                        bound_desc="sum of both sides' gamma_(n+1)(|x||W|+|b|)"),
-                                group="semantics")
-    out.fact("semantics.conv1x1_vs_linear.verdict", c1.verdict)
+        c2 = _linear_pair(ctx, out, conv_k.reshape(batch, c_out), lin_k, flat, wk.reshape(c_out, -1), b,
+                          "(samples x 1) kernel vs flatten + Linear",
+                          ("Conv2d kernel (samples, 1)", "flatten + Linear"))
+    publish(out, "semantics.conv1x1_vs_linear", c1, ("verdict",))
     out.fact("semantics.conv1x1_per_position", bool(others_same and first_changed))
     out.fact("semantics.conv1x1.out_shape", _shape(conv))
-    out.fact("semantics.kernel_sx1_vs_flatten_linear.verdict", c2.verdict)
-    out.fact("semantics.kernel_sx1_vs_flatten_linear.max_normalised", c2.max_normalised)
+    publish(out, "semantics.kernel_sx1_vs_flatten_linear", c2, ("verdict", "max_normalised"))
     out.fact("semantics.kernel_sx1.out_shape", _shape(conv_k))
     out.add_table("What each layer computes on input (batch, samples, features) with samples > 1",
                   ["layer", "input shape", "weight shape", "output shape", "mixes positions?"],
@@ -346,46 +346,51 @@ def _validate(p: Mapping[str, Any]) -> None:
     _checked(p)
 
 
+FACTS = schema(
+    EXPLAIN_FACTS,
+    # fwd.<metric>: over variants and the shown outputs; fwd.<variant>.<layer>.<metric>: one layer's pair
+    comparison_facts("fwd", _PAIR_KEYS + ("value_max_abs",)), comparison_facts("fwd.each_side_vs_ref", ("verdict",)),
+    comparison_facts("fwd.*.*", _PAIR_KEYS + ("value_max_abs",)), comparison_facts("fwd.*.*.*_vs_ref", ("verdict",)),
+    FactSpec("semantics.conv1x1_per_position", BOOL), FactSpec("semantics.*.out_shape", STR),
+    comparison_facts("semantics.conv1x1_vs_linear", ("verdict",)),
+    comparison_facts("semantics.kernel_sx1_vs_flatten_linear", ("verdict", "max_normalised")),
+)
+
+
 @register("fc_vs_conv2d_1x1",
           "Linear MLP vs the same MLP as 1x1 Conv2d (forum thread): absolute/relative differences per layer "
           "against a float64 reference and rounding bound, and what 1x1 vs (samples x 1) kernels compute.",
-          defaults=DEFAULTS, validate=_validate)
+          facts=FACTS, defaults=DEFAULTS, validate=_validate)
 def run(ctx: CaseContext) -> CaseOutput:
     dims, classes, batch, samples, variants = _checked(ctx.params)
-    out = CaseOutput()
+    out = ctx.output()
     x = ctx.randn(batch, samples, dims[0], gen=ctx.generator(0))
     results = []
     for v in variants:
         ctx.progress(f"forward {v.label}")
-        res = _run_variant(ctx, out, v, x, dims, classes)
-        _publish_variant(out, res)
-        results.append(res)
+        results.append(_run_variant(ctx, out, v, x, dims, classes))
     _publish_summary(out, results)
     _layer_table_and_plots(out, results)
     ctx.progress("semantics: 1x1 vs (samples x 1) kernels")
     _semantics(ctx, out, x, dims[1])
-    _why(ctx, out, variants[0], x, dims, classes)
+    _why(ctx, out, results[0], x)
     _notes(out, results)
     return out
 
 
-def _why(ctx: CaseContext, out: CaseOutput, v: Variant, x: torch.Tensor, dims: list[int], classes: int) -> None:
+def _why(ctx: CaseContext, out: CaseOutput, first: dict[str, Any], x: torch.Tensor) -> None:
     """Which implementation each model ran, and whether each is reproducible (kernels + determinism sections).
 
     Sides are the two whole models' logits for the first variant (the thread's setting), on the case's input; the
     bound is the logits' propagated rounding bound from :func:`reference_with_bounds`, the same for both sides
     since it depends only on the rounded inputs and parameters.
     """
-    factory = _ACTIVATIONS[v.activation][0]
-    lin = LinearModel(dims, classes, factory).to(ctx.device, ctx.dtype)
-    conv = ConvModel(dims, classes, factory).to(ctx.device, ctx.dtype)
-    _fill(lin, v.init)
-    _fill(conv, v.init)
-    _, bounds = reference_with_bounds(x, _layer_params(lin), v.activation, ctx.dtype)
+    lin, conv = first["models"]
     sides = {"Linear MLP": lambda: lin.forward_all(x)[-1], "1x1 Conv2d MLP": lambda: conv.forward_all(x)[-1]}
-    out.explain(ctx, sides, ctx.bound_factor * bounds[-1])
-    out.note(f"Kernels and determinism: both models' logits for {v.label} on the case's input; differences are in "
-             "units of the logits' propagated rounding bound (summed over the two sides for the pair).")
+    out.explain(ctx, sides, ctx.bound_factor * first["logits_bound"])
+    out.note(f"Kernels and determinism: both models' logits for {first['variant'].label} on the case's input; "
+             "differences are in units of the logits' propagated rounding bound (summed over the two sides for the "
+             "pair).")
 
 
 def _g(value: float | None) -> str:

@@ -16,11 +16,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reportgen.facts import (ANY, BOOL, EXPLAIN_FACTS, NUMBER, STR, FactSpec, comparison_facts, facts,
+                             schema, timing_facts)
 from reportgen.cases import CaseContext, CaseOutput, CaseSkipped, register
 from reportgen.errors import UsageError
-from reportgen.measure.numerics import Comparison, compare, gamma, log10_abs_histogram, matmul_bound
+from reportgen.engine import SideOutput, judge, time_sides
+from reportgen.measure.numerics import gamma, log10_abs_histogram, matmul_bound
 from reportgen.measure.settings import capture_settings, reduced_precision_paths
-from reportgen.measure.timing import ratio_summary, time_interleaved
+from reportgen.measure.timing import ratio_summary
 
 DEFAULTS: dict[str, Any] = {
     "batch": 128,
@@ -82,23 +85,15 @@ def _check_dtype_supported(device: torch.device, dtype: torch.dtype) -> None:
         raise CaseSkipped(f"{dtype} Conv1d/Linear not supported on {device}: {str(exc).splitlines()[0]}") from None
 
 
-def _facts_from(out: CaseOutput, prefix: str, c: Comparison) -> None:
-    for key in ("verdict", "max_abs", "max_normalised", "max_rel", "max_ulp", "bitwise_equal_fraction",
-                "cosine", "assert_close"):
-        out.fact(f"{prefix}.{key}", getattr(c, key))
+_FACT_KEYS = ("verdict", "max_abs", "max_normalised", "max_rel", "max_ulp", "bitwise_equal_fraction", "cosine",
+              "assert_close")
 
 
 def _compare_three(out: CaseOutput, group: str, lin: torch.Tensor, conv: torch.Tensor, ref: torch.Tensor,
                    bound_lin: torch.Tensor, bound_conv: torch.Tensor, desc: str, factor: float) -> None:
     """Linear vs reference, Conv1d vs reference, Linear vs Conv1d (allowed: the sum of both bounds)."""
-    pairs = [("linear_vs_ref", lin, ref, "Linear", "float64 reference", bound_lin, None),
-             ("conv1d_vs_ref", conv, ref, "Conv1d", "float64 reference", bound_conv, None),
-             ("linear_vs_conv1d", lin, conv, "Linear", "Conv1d", bound_lin + bound_conv, ref)]
-    for name, a, e, al, el, bound, reference in pairs:
-        c = compare(a, e, bound * factor, name=f"{group}: {al} vs {el}", actual_label=al, expected_label=el,
-                    reference=reference, bound_desc=desc)
-        out.add_comparison(c, group=group)
-        _facts_from(out, f"{group}.{name}", c)
+    judge(out, group, [SideOutput("linear", "Linear", lin, bound_lin), SideOutput("conv1d", "Conv1d", conv, bound_conv)],
+          ref, desc=desc, factor=factor, keys=_FACT_KEYS)
 
 
 def _forward_backward(ctx: CaseContext, out: CaseOutput) -> dict[str, torch.Tensor]:
@@ -338,27 +333,16 @@ def _timing(ctx: CaseContext, out: CaseOutput) -> None:
             F.mse_loss(y.permute(0, 2, 1) if permute else y, target).backward()
         return run
 
-    kw = dict(device=dev, rounds=ctx.timing_rounds, min_sample_s=ctx.timing_min_sample_s, noise_iqr=ctx.noise_iqr)
-    for name, fns, fl in (("forward", {"Linear": fwd_lin, "Conv1d": fwd_conv}, flops),
-                          ("forward+backward", {"Linear": step(lin, x, False), "Conv1d": step(conv, xp, True)},
-                           3 * flops)):
-        ctx.progress(f"timing {name}")
-        results = time_interleaved(name, fns, flops={"Linear": fl, "Conv1d": fl}, **kw)
-        for r in results:
-            out.add_timing(r)
-        lin_t, conv_t = results
+    for name, fns, fl in (("forward", (fwd_lin, fwd_conv), flops),
+                          ("forward+backward", (step(lin, x, False), step(conv, xp, True)), 3 * flops)):
+        by = time_sides(ctx, out, name, {"linear": ("Linear", fns[0]), "conv1d": ("Conv1d", fns[1])}, "linear",
+                        flops={"linear": fl, "conv1d": fl})
+        lin_t, conv_t = by["linear"], by["conv1d"]
         ratio = ratio_summary(conv_t, lin_t)
-        key = name.replace("+", "_")
-        out.fact(f"timing.{key}.conv1d_over_linear", ratio["ratio_of_medians"])
-        out.fact(f"timing.{key}.conv1d_over_linear.per_round_min", ratio["per_round_min"])
-        out.fact(f"timing.{key}.conv1d_over_linear.per_round_max", ratio["per_round_max"])
-        out.fact(f"timing.{key}.conv1d_over_linear.noisy", lin_t.noisy or conv_t.noisy)
-        out.fact(f"timing.{key}.linear_median_s", lin_t.median_s)
         noisy = " Noisy: at least one side's IQR/median is over the threshold." if lin_t.noisy or conv_t.noisy else ""
         out.note(f"{name}: Conv1d/Linear time ratio {ratio['ratio_of_medians']:.3g} (ratio of medians; per "
                  f"interleaved round {ratio['per_round_min']:.3g} to {ratio['per_round_max']:.3g}, "
                  f"{ratio['rounds']} rounds, {lin_t.num_threads} threads).{noisy}")
-        out.fact(f"timing.{key}.conv1d_median_s", conv_t.median_s)
 
 
 def _why(ctx: CaseContext, out: CaseOutput) -> None:
@@ -405,12 +389,24 @@ def _reduced_precision(ctx: CaseContext, out: CaseOutput) -> None:
     out.fact("precision.full", True if used is False else None)
 
 
+FACTS = schema(
+    EXPLAIN_FACTS,
+    comparison_facts("fwd.*"), comparison_facts("grad.*.*"),
+    FactSpec("forward.conv_op", STR), FactSpec("growth.conv_op", STR), FactSpec("growth.conv_path_as_forward", BOOL),
+    facts("growth.depth", ["diff_first", "diff_last", "diff_ratio_last_first", "max_normalised", "spearman"], NUMBER),
+    facts("growth.k", ["diff_max_over_bound", "spearman"], NUMBER),
+    FactSpec("hist.*.zero_fraction", NUMBER),
+    FactSpec("precision.full", BOOL), FactSpec("precision.reduced_paths", STR), FactSpec("precision.reduced_used", BOOL),
+    timing_facts(),
+)
+
+
 @register("linear_vs_conv1d", "nn.Conv1d(kernel_size=1) vs nn.Linear with shared weights: forward and gradient "
           "errors against a float64 reference and the rounding bound, growth with depth and width, timing.",
-          defaults=DEFAULTS, validate=_validate)
+          facts=FACTS, defaults=DEFAULTS, validate=_validate)
 def run(ctx: CaseContext) -> CaseOutput:
     _check_dtype_supported(ctx.device, ctx.dtype)
-    out = CaseOutput()
+    out = ctx.output()
     ctx.progress("forward and backward")
     diffs = _forward_backward(ctx, out)
     _histograms(out, diffs, ctx.params["histogram_bins"])

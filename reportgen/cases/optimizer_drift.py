@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from reportgen.facts import BOOL, EXPLAIN_FACTS, NUMBER, STR, FactSpec, facts, schema
 from reportgen.cases import CaseContext, CaseOutput, register
 from reportgen.measure.numerics import log10_abs_histogram, matmul_bound, unit_roundoff
 from reportgen.measure.settings import applied_settings
@@ -97,6 +98,22 @@ def _draw_params(p: dict[str, Any], gen: torch.Generator) -> tuple[torch.Tensor,
     return w, b
 
 
+def _seed_setup(ctx: CaseContext, t: _Trio, seed: int) -> torch.Tensor:
+    """The published protocol for one seed: the input, then the parameters (loaded into ``t``), from one
+    generator; returns the input."""
+    p = ctx.params
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.rand((p["batch"], p["in_channels"], p["length"]), generator=gen).to(ctx.device, ctx.dtype)
+    t.load(*_draw_params(p, gen))
+    return x
+
+
+def _gaps(lin: torch.Tensor, conv: torch.Tensor, ref: torch.Tensor) -> tuple[float, float, float, float]:
+    """max |Linear − Conv1d|, max |Linear − fp64|, max |Conv1d − fp64| over the parameter vectors, max |fp64|."""
+    return (float((lin.double() - conv.double()).abs().max()), float((lin.double() - ref).abs().max()),
+            float((conv.double() - ref).abs().max()), float(ref.abs().max()))
+
+
 def _outputs(t: _Trio, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(N, C, L) outputs of the three models; Linear works on (N, L, C) as users write it."""
     return (t.lin(x.transpose(1, 2)).transpose(1, 2), t.conv(x),
@@ -131,28 +148,20 @@ def _step(t: _Trio, opts: list[torch.optim.Optimizer], x: torch.Tensor,
 
 def _one_step_params(ctx: CaseContext, seeds: int) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """The published protocol: per seed, input then parameters from one generator, one Adam step."""
-    p = ctx.params
-    t = _trio(dict(p), ctx.dtype, ctx.device)
+    t = _trio(dict(ctx.params), ctx.dtype, ctx.device)
     loss = _loss_fn("published", None)
     params = []
     for seed in range(seeds):
-        gen = torch.Generator().manual_seed(seed)
-        x = torch.rand((p["batch"], p["in_channels"], p["length"]), generator=gen).to(ctx.device, ctx.dtype)
-        t.load(*_draw_params(p, gen))
-        _step(t, _optimizers(t, "adam", p["onestep_lr"]), x, loss)
+        x = _seed_setup(ctx, t, seed)
+        _step(t, _optimizers(t, "adam", ctx.params["onestep_lr"]), x, loss)
         params.append(t.flat())
     return params
 
 
 def _one_step(ctx: CaseContext, out: CaseOutput) -> None:
     params = _one_step_params(ctx, ctx.params["seeds"])
-    d = {"lin_conv": [], "lin_ref": [], "conv_ref": [], "pmax": []}
-    for lin, conv, ref in params:
-        d["lin_conv"].append(float((lin.double() - conv.double()).abs().max()))
-        d["lin_ref"].append(float((lin.double() - ref).abs().max()))
-        d["conv_ref"].append(float((conv.double() - ref).abs().max()))
-        d["pmax"].append(float(ref.abs().max()))
-    _one_step_report(ctx, out, {k: np.asarray(v) for k, v in d.items()})
+    columns = np.asarray([_gaps(*flat) for flat in params]).T.copy()
+    _one_step_report(ctx, out, dict(zip(("lin_conv", "lin_ref", "conv_ref", "pmax"), columns)))
     if ctx.params["thread_check_seeds"] > 0:
         ctx.progress(f"thread-count check on {ctx.params['thread_check_seeds']} seeds")
     _thread_check(ctx, out, params)
@@ -160,8 +169,7 @@ def _one_step(ctx: CaseContext, out: CaseOutput) -> None:
 
 def _thread_check(ctx: CaseContext, out: CaseOutput, params: list[tuple[torch.Tensor, ...]]) -> None:
     """Repeat the first seeds with another intra-op thread count: are the stepped parameters bitwise the same?"""
-    n, threads = min(ctx.params["thread_check_seeds"], len(params)), torch.get_num_threads()
-    other = 1 if threads > 1 else (os.cpu_count() or 1)
+    n, threads, other = min(ctx.params["thread_check_seeds"], len(params)), torch.get_num_threads(), _other_threads()
     out.fact("threads.used", threads)
     if n == 0 or other == threads or ctx.device.type != "cpu":
         out.fact("threads.checked", False)
@@ -240,20 +248,14 @@ def _drift_run(ctx: CaseContext, loss_kind: str, opt: str, lr: float) -> _Trace:
     teacher_w, teacher_b = (t.to(ctx.device) for t in _draw_params(p, init_gen))
     opts = _optimizers(t, opt, lr)
     shape = (p["batch"], p["in_channels"], p["length"])
-    cols: dict[str, list[float]] = {k: [] for k in ("dparam", "lin_ref", "conv_ref", "pmax", "dloss", "loss")}
+    rows = []
     for _ in range(p["steps"]):
         x = torch.rand(shape, generator=data_gen).to(ctx.device, ctx.dtype)
         # Teacher targets in float64 from the rounded input: the bounded problem has an exact solution.
         target = torch.einsum("oc,ncl->nol", teacher_w, x.double()) + teacher_b[:, None]
         l_lin, l_conv, l_ref = _step(t, opts, x, _loss_fn(loss_kind, target))
-        lin, conv, ref = t.flat()
-        cols["dparam"].append(float((lin.double() - conv.double()).abs().max()))
-        cols["lin_ref"].append(float((lin.double() - ref).abs().max()))
-        cols["conv_ref"].append(float((conv.double() - ref).abs().max()))
-        cols["pmax"].append(float(ref.abs().max()))
-        cols["dloss"].append(abs(l_lin - l_conv))
-        cols["loss"].append(l_ref)
-    return _Trace(**{k: np.asarray(v) for k, v in cols.items()})
+        rows.append((*_gaps(*t.flat()), abs(l_lin - l_conv), l_ref))
+    return _Trace(*np.asarray(rows).reshape(-1, 6).T.copy())  # columns in _Trace's field order
 
 
 def _trend(tr: _Trace, u: float) -> tuple[str, float | None]:
@@ -388,10 +390,8 @@ def _why(ctx: CaseContext, out: CaseOutput) -> None:
     from reportgen.measure.kernels import kernel_section
 
     p, dev, dtype = ctx.params, ctx.device, ctx.dtype
-    gen = torch.Generator().manual_seed(0)
-    x = torch.rand((p["batch"], p["in_channels"], p["length"]), generator=gen).to(dev, dtype)
     t = _trio(dict(p), dtype, dev)
-    t.load(*(v.to(dev) for v in _draw_params(p, gen)))
+    x = _seed_setup(ctx, t, 0)
     sides = {"Linear": lambda: t.lin(x.transpose(1, 2)).transpose(1, 2), "Conv1d": lambda: t.conv(x)}
     # Linear's (N, L, C) @ (C, O) + b bound, laid out as the (N, O, L) outputs; Conv1d(k=1) computes the same sums.
     bound = ctx.bound_factor * matmul_bound(x.transpose(1, 2), t.lin.weight.detach().t(), dtype,
@@ -418,8 +418,9 @@ def _why(ctx: CaseContext, out: CaseOutput) -> None:
             det["controls"]["threads"] = threads_control()
         det["facts"]["determinism.control.threads_change_bits"] = not det["controls"]["threads"]["bitwise_equal"]
     out.extra["determinism"] = det
-    out.facts.update(out.extra["kernels"]["facts"])
-    out.facts.update(det["facts"])
+    for section in (out.extra["kernels"], det):  # as CaseOutput.explain publishes them: declared names only
+        for key, value in section["facts"].items():
+            out.fact(key, value)
     _why_thread_facts(out, det, out.extra["kernels"], dev, other)
     out.note(f"Kernels and determinism: Linear({p['in_channels']}, {p['out_channels']}) and "
              f"Conv1d({p['in_channels']}, {p['out_channels']}, 1) forwards on the published "
@@ -456,11 +457,28 @@ def _why_thread_facts(out: CaseOutput, det: dict[str, Any], kernels: dict[str, A
         out.fact(f"threads.forward.{key}_impl_changes", None if "unknown" in impls else impls[0] != impls[1])
 
 
+#: _drift_facts' numbers (None where undefined: a zero denominator, no previous decade)
+_DRIFT_NUMBERS = ("max_dparam_final", "max_dparam_max", "param_max_final", "rel_dparam_final",
+                  "rel_dparam_final_over_u", "rel_dparam_max", "linear_vs_fp64_final", "conv1d_vs_fp64_final",
+                  "dparam_over_fp64_final", "dloss_final", "dloss_max", "rel_dloss_max", "equal_steps_fraction",
+                  "growth_last_decade")
+
+FACTS = schema(
+    EXPLAIN_FACTS,  # the thread-count cells and kernel lines (threads_<n>, <side>_<n>_threads) included
+    # drift[_mse].<optimizer>.lr<lr>.<metric>: the learning rate as %g, so "lr0.5" spans two name parts
+    [s for loss in ("drift", "drift_mse") for s in
+     facts(f"{loss}.*.**", _DRIFT_NUMBERS, NUMBER) + [FactSpec(f"{loss}.*.**.trend", STR)]],
+    FactSpec("onestep.*", NUMBER),
+    facts("threads", ["used", "compared", "linear_equal_fraction", "conv1d_equal_fraction"], NUMBER),
+    FactSpec("threads.checked", BOOL), FactSpec("threads.forward.*", BOOL),
+)
+
+
 @register("optimizer_drift", "Conv1d(3, 2, 1) vs Linear(3, 2) from identical parameters under Adam/SGD: one Adam "
           "step over many seeds (the published protocol), then drift over many steps against a float64 copy.",
-          defaults=DEFAULTS)
+          facts=FACTS, defaults=DEFAULTS)
 def run(ctx: CaseContext) -> CaseOutput:
-    out = CaseOutput()
+    out = ctx.output()
     ctx.progress(f"one Adam step x {ctx.params['seeds']} seeds")
     _one_step(ctx, out)
     _why(ctx, out)

@@ -25,9 +25,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from reportgen.facts import (ANY, BOOL, EXPLAIN_FACTS, NUMBER, STR, FactSpec, comparison_facts, facts,
+                             schema, timing_facts)
 from reportgen.cases import CaseContext, CaseOutput, CaseSkipped, register
-from reportgen.measure.numerics import Comparison, compare, gamma
-from reportgen.measure.timing import ratio_summary, time_interleaved
+from reportgen.engine import SideOutput, judge, time_sides
+from reportgen.measure.numerics import gamma
 
 DEFAULTS: dict[str, Any] = {
     "batch": 8,
@@ -43,6 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "sgd_lr": 0.05,
     "adam_lr": 0.01,
 }
+_FACT_KEYS = ("verdict", "max_abs", "max_normalised", "bitwise_equal_fraction", "max_rel")
 _SIDES = {"shared": "(a) shared kernel, expand", "repeated": "(b) repeated kernel, grouped",
           "loop": "(c) loop of single-channel convs"}
 
@@ -94,12 +97,6 @@ def _grads(x: torch.Tensor, w: torch.Tensor, g: torch.Tensor) -> dict[str, tuple
     return out
 
 
-def _fact_comparison(out: CaseOutput, key: str, c: Comparison, group: str) -> None:
-    out.add_comparison(c, group=group)
-    for field in ("verdict", "max_abs", "max_normalised", "bitwise_equal_fraction", "max_rel"):
-        out.fact(f"{key}.{field}", getattr(c, field))
-
-
 def _forward_bound(x: torch.Tensor, w: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     # |fl(conv) - conv| <= gamma_9 * conv(|x|, |w|): 9 products per output (3x3 kernel), any order.
     return gamma(9, dtype) * _shared(x.double().abs(), w.double().abs())
@@ -129,16 +126,11 @@ def _sides_vs_reference(out: CaseOutput, sides: dict[str, tuple[torch.Tensor, to
                         n_grad: int) -> None:
     for part, idx, ref, bound, desc in (("fwd", 0, y64, fwd_bound, "γ_9·conv(|x|, |w|)"),
                                         ("grad", 1, gw64, grad_bound, f"γ_{n_grad}·Σ|g||x| (weight gradient)")):
-        for name, label in _SIDES.items():
-            c = compare(sides[name][idx], ref, bound * k, name=f"{part}: {label} vs float64",
-                        actual_label=label, expected_label="float64 reference", bound_desc=desc)
-            _fact_comparison(out, f"{part}.{name}_vs_ref", c, part)
-        for a, b in (("shared", "repeated"), ("shared", "loop")):
-            label_b = _SIDES[b] + (" (gradients summed over groups)" if part == "grad" and b == "repeated" else "")
-            c = compare(sides[a][idx], sides[b][idx], 2 * bound * k, name=f"{part}: {_SIDES[a]} vs {label_b}",
-                        actual_label=_SIDES[a], expected_label=label_b, reference=ref,
-                        bound_desc=f"2·{desc}")
-            _fact_comparison(out, f"{part}.{a}_vs_{b}", c, part)
+        summed = " (gradients summed over groups)" if part == "grad" else ""
+        judge(out, part, [SideOutput(name, label, sides[name][idx], bound) for name, label in _SIDES.items()], ref,
+              desc=desc, factor=k, keys=_FACT_KEYS, pairs=[("shared", "repeated"), ("shared", "loop")],
+              ref_label="float64", pair_desc=f"2·{desc}",
+              pair_label=lambda s: s.label + (summed if s.key == "repeated" else ""))
 
 
 # ----------------------------------------------------------------------------------------------- why
@@ -293,29 +285,26 @@ def _timing(ctx: CaseContext, out: CaseOutput) -> None:
             return leaf.grad.sum(0, keepdim=True) if name == "repeated" else leaf.grad
         return run
 
-    kw = dict(device=ctx.device, rounds=ctx.timing_rounds, min_sample_s=ctx.timing_min_sample_s,
-              noise_iqr=ctx.noise_iqr)
     for what, make in (("forward", forward), ("forward+backward", train_step)):
-        ctx.progress(f"timing {what}")
-        results = time_interleaved(what, {_SIDES[n]: make(n) for n in fns}, **kw)
-        by = dict(zip(fns, results))
-        key = what.replace("+", "_")
-        for name, r in by.items():
-            out.add_timing(r)
-            out.fact(f"timing.{key}.{name}_median_s", r.median_s)
-            out.fact(f"timing.{key}.{name}_median_s.noisy", r.noisy)
-        for name in ("repeated", "loop"):
-            ratio = ratio_summary(by[name], by["shared"])
-            out.fact(f"timing.{key}.{name}_over_shared", ratio["ratio_of_medians"])
-            out.fact(f"timing.{key}.{name}_over_shared.noisy", by[name].noisy or by["shared"].noisy)
+        time_sides(ctx, out, what, {n: (_SIDES[n], make(n)) for n in fns}, "shared")
+
+
+
+FACTS = schema(
+    EXPLAIN_FACTS,
+    comparison_facts("fwd.*"), comparison_facts("grad.*"),
+    FactSpec("train.channels", NUMBER), FactSpec("train.*.*.*", NUMBER),
+    FactSpec("train.*.averaged_over_shared_loss_final", NUMBER),
+    timing_facts(),
+)
 
 
 @register("shared_kernel_conv", "One 3x3 kernel applied to every channel: expand + grouped conv vs a repeated "
           "grouped weight vs a loop of single-channel convs; forward, summed gradients, the 'average the "
-          "copies' training mistake, timing.", defaults=DEFAULTS)
+          "copies' training mistake, timing.", facts=FACTS, defaults=DEFAULTS)
 def run(ctx: CaseContext) -> CaseOutput:
     _check_supported(ctx)
-    out = CaseOutput()
+    out = ctx.output()
     ctx.progress("forward and gradients vs float64")
     _equivalence(ctx, out)
     _why(ctx, out)

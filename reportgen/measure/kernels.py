@@ -379,6 +379,19 @@ def profile_rows(fn: Callable[[], Any], calls: int, device: torch.device) -> lis
     return [{"chain": chain, "log": err.text.strip()[-600:]}] + rows
 
 
+_PRODUCT_OP = re.compile(r"(?:mm|matmul|conv|gemm|addmv|\bdot\b|einsum)")
+
+
+def _has_product_below(event: Any) -> bool:
+    stack = list(getattr(event, "cpu_children", []) or [])
+    while stack:
+        e = stack.pop()
+        if e.name.startswith("aten::") and e.name not in _GLUE and _PRODUCT_OP.search(e.name):
+            return True
+        stack.extend(getattr(e, "cpu_children", []) or [])
+    return False
+
+
 def _dispatch_chain(events: Any) -> list[str]:
     """Top-level op down to the op that did the work: the non-glue ATen op with the most self (CPU + device) time.
 
@@ -388,6 +401,12 @@ def _dispatch_chain(events: Any) -> list[str]:
     candidates = [e for e in events if e.name.startswith("aten::") and e.name not in _GLUE]
     if not candidates:
         return []
+    # Among them, the products (matmul, convolution) when there are any: on a tiny problem the bias add_ can take
+    # as long as the mm itself, and which one "wins" on self time then depends on the machine's load.
+    # Only the innermost ones: aten::convolution -> aten::_convolution -> aten::mkldnn_convolution are all
+    # "products", and on a tiny problem a wrapper's self time can exceed the kernel's.
+    products = [e for e in candidates if _PRODUCT_OP.search(e.name) and not _has_product_below(e)]
+    candidates = products or candidates
     node = max(candidates, key=lambda e: e.self_cpu_time_total + _self_device_us(e))
     chain = [node.name]
     while node.cpu_parent is not None:

@@ -112,6 +112,15 @@ class Comparison:
     bound_max: float | None
     bound_desc: str
     verdict: str
+    #: the smallest tolerances torch.testing.assert_close would pass with (Polygraphy's "minimum required
+    #: tolerance"): rtol with atol = 0, and atol with rtol = 0; None where none would (a non-finite mismatch)
+    min_rtol: float | None = None
+    min_atol: float | None = None
+    #: how the verdict was reached: "bound" (|Δ| against a rounding bound) or "relative" (no bound known: each
+    #: side's error against the reference compared with the other side's, see engine.relative_verdicts)
+    rule: str = "bound"
+    #: relative rule only: this side's RMS error over the other side's (or the worse side's over the better one)
+    error_ratio: float | None = None
     # Fingerprints of the two sides' output bits (sha256 of the contiguous CPU tensor's bytes), so that two
     # devices that should agree can be checked bit for bit without shipping tensors (reportgen compare, fleet).
     # Defaults: results archived before fingerprints existed, and Comparisons built without tensors.
@@ -127,7 +136,7 @@ class Comparison:
 def fingerprint(t: torch.Tensor) -> str:
     """sha256 of ``t``'s bytes as a contiguous CPU tensor in its own dtype (with shape and dtype recorded beside
     it, equal fingerprints mean bitwise-equal tensors; NaN payloads and the sign of zero count, as bits do)."""
-    data = t.detach().cpu().contiguous()
+    data = t.detach().cpu().contiguous().reshape(-1)  # 1-D: a 0-dim tensor cannot be viewed as bytes
     # Through uint8 rather than numpy: bfloat16 has no numpy dtype.
     return hashlib.sha256(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"").hexdigest()
 
@@ -193,6 +202,8 @@ def compare(actual: torch.Tensor, expected: torch.Tensor, bound: torch.Tensor | 
     except AssertionError:
         close = False
 
+    min_rtol, min_atol = minimum_tolerance(a, e)
+
     if bitwise == 1.0 and nonfinite_mismatch == 0:
         verdict = IDENTICAL
     elif norm is not None and nonfinite_mismatch == 0 and (norm.size == 0 or float(norm.max()) <= 1.0):
@@ -222,11 +233,42 @@ def compare(actual: torch.Tensor, expected: torch.Tensor, bound: torch.Tensor | 
         bound_max=None if vacuous else float(b.max()) if b.numel() else 0.0,
         bound_desc=bound_desc,
         verdict=verdict,
+        min_rtol=min_rtol,
+        min_atol=min_atol,
         shape=tuple(a.shape),
         actual_sha256=fingerprint(a),
         expected_sha256=fingerprint(e),
         expected_dtype=str(e.dtype).removeprefix("torch."),
     )
+
+
+def minimum_tolerance(actual: torch.Tensor, expected: torch.Tensor) -> tuple[float | None, float | None]:
+    """The smallest ``rtol`` (with ``atol=0``) and ``atol`` (with ``rtol=0``) for which
+    ``torch.testing.assert_close(actual, expected, rtol=..., atol=...)`` passes (NaNs compared equal).
+
+    assert_close passes where ``|a - e| <= atol + rtol * |e|``: with atol = 0 that is ``max |a - e| / |e|`` (inf
+    when some ``e`` is 0 and ``a`` is not), with rtol = 0 it is ``max |a - e|``. Both are computed in float64 from
+    ``actual`` and ``expected`` as given (``expected`` rounded to ``actual``'s dtype, as assert_close compares).
+    None when no finite tolerance passes: a value non-finite on one side only, or infinities of opposite sign."""
+    a = actual.detach().cpu()
+    e = expected.detach().cpu().to(a.dtype).double()
+    a = a.double()
+    both_nan = torch.isnan(a) & torch.isnan(e)
+    same_inf = torch.isinf(a) & torch.isinf(e) & (a == e)
+    skip = both_nan | same_inf
+    finite = torch.isfinite(a) & torch.isfinite(e)
+    if bool((~finite & ~skip).any()):
+        return None, None
+    d = (a - e).abs()[finite]
+    ref = e.abs()[finite]
+    if d.numel() == 0:
+        return 0.0, 0.0
+    atol = float(d.max())
+    nz = d > 0
+    if not bool(nz.any()):
+        return 0.0, 0.0
+    rtol = math.inf if bool((ref[nz] == 0).any()) else float((d[nz] / ref[nz]).max())
+    return rtol, atol
 
 
 def log10_abs_histogram(delta: torch.Tensor, bins: int = 40) -> dict[str, Any]:

@@ -73,6 +73,12 @@ def comparison_note(c: dict[str, Any]) -> str:
     if c.get("nonfinite_mismatch"):
         return (f"{c['nonfinite_mismatch']} of {c.get('numel', '?')} values non-finite on one side only "
                 "(overflow?); the numbers beside are over the finite rest")
+    if c.get("rule") == "relative":
+        ratio = c.get("error_ratio")
+        # the rule itself is the bound's footnote; the row says only where it stands
+        return f"RMS error {fmt_num(ratio)}× the better side's" if ratio is not None else ""
+    if c.get("rule") == "none":
+        return "no bound and no reference: measured, not judged"
     if c.get("max_normalised") is None and c.get("verdict") == "within rounding":
         return "the bound is vacuous (n·u ≥ 1): any finite difference is within it"
     return ""
