@@ -125,6 +125,9 @@ def run_ranks(launch: Launch, out_dir: Path, run_id: str | None, suite_name: str
             payload = {"error": f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"}
         gathered: list[Any] | None = [None] * launch.world_size if launch.rank == 0 else None
         dist.gather_object(payload, gathered, dst=0, group=group)
+        # Leave together: a rank that tore its gloo group down while rank 0 was still receiving aborted
+        # ("terminate called without an active exception") on a loaded machine.
+        dist.barrier(group=group)
         code = 1 if "error" in payload or _errored(payload["run"]) else 0
         if launch.rank != 0:
             return code, None, None
