@@ -105,8 +105,9 @@ def main() -> None:
 @main.command("run")
 @click.option("--suite", "suite_name", default="default", show_default=True,
               help="Bundled suite name (see `reportgen list`) or path to a suite YAML file.")
-@click.option("--device", "devices", multiple=True, metavar="cpu|cuda|cuda:N|auto",
-              help="Run every case on this device (repeatable); default: each case's own devices.")
+@click.option("--device", "devices", multiple=True, metavar="cpu|cuda|cuda:N|auto|all",
+              help="Run every case on this device (repeatable; all: every visible GPU in turn, the CPU where there "
+                   "is none, or a rank's own device under torchrun/srun); default: each case's own devices.")
 @click.option("--dtype", "dtypes", multiple=True, type=click.Choice(DTYPES),
               help="Run every case in this dtype (repeatable); default: each case's own dtypes.")
 @click.option("--case", "case_names", multiple=True, metavar="NAME", help="Run only this case (repeatable).")
@@ -121,12 +122,14 @@ def main() -> None:
                    "WeasyPrint (the pdf extra) is installed.")
 @click.option("--page-size", default="A4", show_default=True, type=click.Choice(["A4", "Letter"]),
               help="PDF page size.")
+@click.option("--dist-timeout", default=3600, show_default=True, type=click.IntRange(1, None),
+              help="Under torchrun/srun: seconds a rank waits for the others (rendezvous and the final gather).")
 def run_cmd(suite_name: str, devices: tuple[str, ...], dtypes: tuple[str, ...], case_names: tuple[str, ...],
             out_dir: str, seed: int | None, run_id: str | None, framework_opts: tuple[str, ...], formats: str,
-            page_size: str) -> None:
+            page_size: str, dist_timeout: int) -> None:
     """Run a suite; write results.json and the reports (default: html, md, and pdf with WeasyPrint) under
     OUT/<run-id>/."""
-    from reportgen import suite as suite_mod
+    from reportgen import distributed, suite as suite_mod
     from reportgen.frameworks import for_run
 
     fmts = _run_formats(formats)
@@ -136,6 +139,9 @@ def run_cmd(suite_name: str, devices: tuple[str, ...], dtypes: tuple[str, ...], 
     frameworks, warnings = for_run(_frameworks(framework_opts), spec.frameworks)
     for w in warnings:
         click.echo(f"reportgen: warning: {w}", err=True)
+    launch = distributed.detect()
+    if launch is not None:  # one rank of torchrun/srun: its own device, then rank 0 gathers the fleet
+        _run_rank(launch, spec, Path(out_dir), run_id, frameworks, fmts, page_size, dist_timeout)
     run = _run_and_report(spec, out_dir, run_id, frameworks, fmts, page_size)
     sys.exit(1 if any(c.status == "error" for c in run.cases) else 0)
 
@@ -176,6 +182,38 @@ def _run_and_report(spec: Any, out_dir: str, run_id: str | None, frameworks: dic
     for p in written:
         click.echo(f"report:  {p}")
     return run
+
+
+def _run_rank(launch: Any, spec: Any, out_dir: Path, run_id: str | None, frameworks: dict[str, str],
+              fmts: list[str], page_size: str, timeout_s: int) -> NoReturn:
+    """One rank of a torchrun/srun launch: the suite on this rank's device into OUT/<run-id>/rank-<r>/, then
+    rank 0 writes fleet.json (every rank) and the fleet comparison of the ranks."""
+    from reportgen import distributed, runner
+    from reportgen.render.compare import compare_inputs, summary_text
+    from reportgen.render.files import write_reports
+
+    device = distributed.select_local_device(launch)
+    width = len(str(launch.world_size - 1))
+
+    def progress(msg: str) -> None:
+        _progress(f"[rank {launch.rank}] {msg}")
+
+    def run_one(parent: Path, rid: str, info: dict[str, Any]) -> dict[str, Any]:
+        run, path = runner.run_suite(spec, parent, command=["reportgen", *sys.argv[1:]], frameworks=frameworks,
+                                     run_id=rid, progress=progress, dir_name=f"rank-{launch.rank:0{width}d}",
+                                     launch=info)
+        progress(f"{device}: {len(run.cases)} results in {path}")
+        return run.to_dict()
+
+    code, path, archive = distributed.run_ranks(launch, out_dir, run_id, spec.name, run_one, timeout_s=timeout_s,
+                                                progress=progress)
+    if path is not None and archive is not None:
+        inputs = [(f"{path}#rank{r.get('environment', {}).get('launch', {}).get('rank')}", r) for r in archive["runs"]]
+        model = compare_inputs(inputs, fleet=True, failures=archive["failures"])
+        written = write_reports(model, path.parent, "compare", fmts, page_size=page_size)
+        click.echo(summary_text(model, report=", ".join(map(str, written)) or None), nl=False)
+        click.echo(f"fleet archive: {path} ({len(archive['runs'])} of {launch.world_size} ranks)")
+    sys.exit(code)
 
 
 @main.command("check")
@@ -219,7 +257,8 @@ def _check_devices_exist(devices: tuple[str, ...]) -> None:
     would skip every result and exit 0 measures nothing)."""
     from reportgen.runner import resolve_device
 
-    missing = {d: why for d in dict.fromkeys(devices) if (why := resolve_device(d)[1])}
+    # 'all' is every visible CUDA device, or the CPU: it always names one
+    missing = {d: why for d in dict.fromkeys(devices) if d != "all" and (why := resolve_device(d)[1])}
     if missing and len(missing) == len(set(devices)):
         raise UsageError(f"--device {', '.join(missing)}: {'; '.join(dict.fromkeys(missing.values()))}: none of the "
                          "requested devices exists on this machine")
@@ -278,14 +317,28 @@ def render_cmd(input_path: str, formats: str, out_dir: str | None, page_size: st
     from reportgen.render.files import load_input, parse_formats, write_reports
 
     fmts = parse_formats(formats)
+    _not_a_fleet(input_path)
     data = load_input(input_path)
     out = Path(out_dir) if out_dir else Path(input_path).resolve().parent
     for p in write_reports(data, out, "report", fmts, force=force, page_size=page_size, source=input_path):
         click.echo(f"wrote {p}")
 
 
+def _not_a_fleet(path: str) -> None:
+    """A fleet.json holds many runs: say what to do with it instead of calling it malformed."""
+    from reportgen.fleet import is_fleet_archive
+
+    if Path(path).suffix != ".json" or not Path(path).is_file():
+        return
+    from reportgen.results import load_dict
+    data = load_dict(Path(path))  # a bad file: the same one-line error load_input would give
+    if is_fleet_archive(data):
+        raise UsageError(f"{path}: a fleet archive of {len(data.get('runs') or [])} runs; compare them with "
+                         f"'reportgen compare {path}', or render one rank's rank-<r>/results.json")
+
+
 @main.command("compare")
-@click.argument("inputs", nargs=-1, required=True, metavar="A B [C ...]", type=click.Path(dir_okay=False))
+@click.argument("inputs", nargs=-1, required=True, metavar="A B [C ...]", type=click.Path())
 @click.option("--out", "out_dir", default=".", show_default=True, type=click.Path(file_okay=False),
               help="Directory for compare.html/.md/.pdf.")
 @click.option("--format", "formats", default="html", show_default=True, metavar="html,pdf,md",
@@ -296,20 +349,30 @@ def render_cmd(input_path: str, formats: str, out_dir: str | None, page_size: st
               help="Significance level of the timing test.")
 @click.option("--min-effect", default=0.05, show_default=True, type=click.FloatRange(0, None),
               help="Smallest relative timing change reported as faster/slower (0.05 = 5 %).")
+@click.option("--fail-on", default="", metavar="differs,slower,error",
+              help="Exit 1 when a device of the fleet has one of these statuses (comma list); default: exit 0.")
 @click.option("--force", is_flag=True, help="Overwrite existing compare.* files.")
 def compare_cmd(inputs: tuple[str, ...], out_dir: str, formats: str, page_size: str, alpha: float,
-                min_effect: float, force: bool) -> None:
-    """Compare runs (results.json or report.html): environment, verdicts, claims, timings; X/A for each X."""
-    from reportgen.render.compare import compare_runs, terminal_summary
-    from reportgen.render.files import load_input, output_paths, parse_formats, write_reports
+                min_effect: float, fail_on: str, force: bool) -> None:
+    """Compare runs (results.json, report.html, fleet.json, or directories of them): two side by side (X/A);
+    three or more devices also as a fleet, one row per device: OK / DIFFERS / SLOWER / ERROR and why."""
+    from reportgen.fleet import failed, load_inputs, parse_fail_on
+    from reportgen.render.compare import compare_inputs, summary_text
+    from reportgen.render.files import output_paths, parse_formats, write_reports
 
-    if len(inputs) < 2:
-        raise UsageError("compare: needs at least two inputs (A B [C ...])")
+    policy = parse_fail_on(fail_on)
     fmts = parse_formats(formats)
     output_paths(Path(out_dir), "compare", fmts, force=force)  # refuse before the work, not after
-    runs = [load_input(p) for p in inputs]
+    for p in inputs:
+        if not Path(p).exists():
+            raise UsageError(f"{p}: no such file or directory")
+    from reportgen.fleet import members_of
+
+    runs = load_inputs(list(inputs))
+    if len(runs) < 2 and len(members_of(runs)) < 2:  # one --device all run of several GPUs is a fleet
+        raise UsageError(f"compare: needs at least two inputs (A B [C ...]) or runs; {', '.join(inputs)} hold {len(runs)}")
     try:
-        model = compare_runs(runs, list(inputs), alpha=alpha, min_effect=min_effect)
+        model = compare_inputs(runs, alpha=alpha, min_effect=min_effect)
     except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
         # load_input checked the shape compare reads; this is the net for a deeper field of the wrong type,
         # the same one write_reports spreads under rendering an archived input.
@@ -321,7 +384,38 @@ def compare_cmd(inputs: tuple[str, ...], out_dir: str, formats: str, page_size: 
     model = redact_tree(model)  # the input paths it names, too
     written = write_reports(model, Path(out_dir), "compare", fmts, force=force, page_size=page_size,
                             source=", ".join(inputs))
-    click.echo(terminal_summary(model, report=", ".join(map(str, written)) or None), nl=False)
+    click.echo(summary_text(model, report=", ".join(map(str, written)) or None), nl=False)
+    if policy:
+        bad = failed(model["fleet"], policy) if "fleet" in model else []
+        if "fleet" not in model:
+            click.echo("--fail-on: two runs are compared side by side; the fleet statuses need three devices or "
+                       "more", err=True)
+        sys.exit(1 if bad else 0)
+
+
+@main.command("merge")
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...", type=click.Path(exists=True))
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="The fleet archive to write (e.g. fleet.json).")
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def merge_cmd(inputs: tuple[str, ...], out_path: str, force: bool) -> None:
+    """Join runs (results.json, report.html, fleet.json or directories of them, e.g. the rank-* directories of
+    launches that never met) into one fleet archive that `reportgen compare` reads."""
+    from reportgen.fleet import fleet_archive, load_inputs
+    from reportgen.results import write_json_atomic
+
+    out = Path(out_path)
+    if out.exists() and not force:
+        raise UsageError(f"{out}: already exists; refusing to overwrite it (use --force)")
+    runs = load_inputs(list(inputs))
+    ids = sorted({str(r.get("run_id")) for _, r in runs})
+    archive = fleet_archive(ids[0] if len(ids) == 1 else f"merged-{len(runs)}-runs", [r for _, r in runs], [],
+                            world_size=len(runs), backend=None)
+    try:
+        write_json_atomic(out, archive)
+    except OSError as exc:
+        raise UsageError(f"{out}: cannot write: {exc.strerror or exc}") from None
+    click.echo(f"wrote {out} ({len(runs)} runs)")
 
 
 def _summary(data: dict[str, Any], wall_s: float) -> None:

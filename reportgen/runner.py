@@ -99,6 +99,18 @@ class Job:
         return f"{self.spec.name}/{self.device_spec}/{self.dtype}"
 
 
+def _device_specs(spec: str, local_only: bool = False) -> list[str]:
+    """'all' as every visible CUDA device (the CPU where there is none); ``local_only`` (a rank of a distributed
+    launch, which owns one device) makes 'all' this process's current device. Anything else: one device."""
+    if spec != "all":
+        return [_device_spec(spec)]
+    if not torch.cuda.is_available():
+        return ["cpu"]
+    if local_only:
+        return [f"cuda:{torch.cuda.current_device()}"]
+    return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+
+
 def _device_spec(spec: str) -> str:
     """'auto' and 'cuda' as the device that will run ('cpu', 'cuda:0'); a device that cannot run stays as named
     and is skipped with its reason by :func:`resolve_device`."""
@@ -109,15 +121,17 @@ def _device_spec(spec: str) -> str:
     return spec
 
 
-def plan(suite: SuiteSpec) -> list[Job]:
+def plan(suite: SuiteSpec, *, local_only: bool = False) -> list[Job]:
     # Devices are resolved here so result ids name the device that really ran; duplicates (auto + cpu, cuda +
-    # cuda:0) collapse.
+    # cuda:0, all + cuda:1) collapse. With 'all', each case runs on every device in turn (device-major order
+    # within a case), one result per device.
     jobs: dict[str, Job] = {}
     for c in suite.cases:
         for d in c.devices:
-            for t in c.dtypes:
-                job = Job(c, _device_spec(d), t)
-                jobs.setdefault(job.id, job)
+            for dev in _device_specs(d, local_only):
+                for t in c.dtypes:
+                    job = Job(c, dev, t)
+                    jobs.setdefault(job.id, job)
     return list(jobs.values())
 
 
@@ -221,21 +235,29 @@ def _save(path: Path, run: RunResult) -> None:
 
 
 def run_suite(suite: SuiteSpec, out_dir: Path, *, command: list[str], frameworks: dict[str, str] | None = None,
-              run_id: str | None = None, progress: Progress = lambda msg: None) -> tuple[RunResult, Path]:
+              run_id: str | None = None, progress: Progress = lambda msg: None, dir_name: str | None = None,
+              launch: dict[str, Any] | None = None) -> tuple[RunResult, Path]:
     """Run every job of ``suite`` into ``out_dir/<run_id>/results.json``; never overwrites an earlier run.
+
+    One rank of a distributed launch passes ``dir_name`` (its own directory, "rank-<r>", so ranks never share
+    one) and ``launch`` (facts of the process group, e.g. its backend, added to the environment's launch
+    section); 'all' devices then mean the rank's own device.
 
     Ctrl-C (or SIGTERM, which the CLI turns into KeyboardInterrupt) ends the run early: the cases that finished
     are kept, with ``run.status == "interrupted"``. A write that fails (disk full) raises ResultsWriteError after
     one last attempt to mark the archive ``interrupted``; a reader also shows an archive whose writer is gone as
     interrupted (reportgen.writer)."""
     run_id = run_id or new_run_id(suite.name)
-    path = _run_dir(out_dir, run_id) / "results.json"
+    path = _run_dir(out_dir, dir_name or run_id) / "results.json"
     frameworks = {**suite.frameworks, **(frameworks or {})}
+    environment = collect_environment()
+    if launch is not None and isinstance(environment.get("launch"), dict):
+        environment["launch"].update(launch)
     run = RunResult(run_id=run_id, started=now(), command=[redact(a) for a in command], suite=suite.to_dict(),
-                    environment=collect_environment(), tool_version=__version__)
+                    environment=environment, tool_version=__version__)
     run.suite["frameworks"] = {k: redact(v) for k, v in frameworks.items()}
     _save(path, run)
-    jobs = plan(suite)
+    jobs = plan(suite, local_only=launch is not None)
     # case name -> seed -> that seed's results of the case (every device x dtype); only facts are read from them
     robustness: dict[str, dict[int, list[CaseResult]]] = {}
     try:

@@ -359,9 +359,9 @@ def _str_list(value: Any, where: str, allowed: tuple[str, ...] | None = None) ->
 
 
 def check_device(value: str, where: str) -> str:
-    if value in ("cpu", "cuda", "auto") or (value.startswith("cuda:") and value[5:].isdigit()):
+    if value in ("cpu", "cuda", "auto", "all") or (value.startswith("cuda:") and value[5:].isdigit()):
         return value
-    raise UsageError(f"{where}: {value!r} is not a device (cpu, cuda, cuda:N, auto)")
+    raise UsageError(f"{where}: {value!r} is not a device (cpu, cuda, cuda:N, auto, all)")
 
 
 INTERPRETER_CHECK_S = 30.0  # a cold Python with a big site-packages starts in ~1 s; a hung one is refused

@@ -10,7 +10,8 @@ from reportgen.measure import environment as envmod
 
 def test_capture_has_every_section_with_typed_fields():
     env = envmod.collect_environment()
-    assert set(env) == {"platform", "cpu", "memory", "torch", "cuda", "packages", "settings", "env_vars"}
+    assert set(env) == {"platform", "cpu", "memory", "torch", "cuda", "packages", "settings", "env_vars",
+                        "launch"}
     assert isinstance(env["cpu"]["logical_cpus"], int)
     assert env["torch"]["version"].startswith("2.")
     assert env["torch"]["blas"]  # parsed from torch.__config__.show()

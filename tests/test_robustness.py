@@ -17,6 +17,7 @@ from reportgen.render.html import render_html, robustness_note
 from reportgen.render.markdown import render_markdown
 from reportgen.results import load_dict
 from reportgen.runner import run_suite
+from reportgen.facts import FactSpec
 from reportgen.suite import ROBUSTNESS_MAX_SEEDS, load_suite
 
 FIXTURE = Path(__file__).parent / "fixtures" / "results_v1.json"
@@ -25,7 +26,9 @@ FIXTURE = Path(__file__).parent / "fixtures" / "results_v1.json"
 # A tiny case whose one fact depends on the seed (the mean of 32 standard normals drawn from the case generator),
 # plus what the runner told it: robustness reruns must see robustness_run and timing off.
 @register("_test_seeded", "Seed-dependent mean (tests only).",
-          defaults={"n": 32, "sleep_s": 0.0, "interrupt_reruns": False})
+          defaults={"n": 32, "sleep_s": 0.0, "interrupt_reruns": False},
+          facts=[FactSpec("draw.mean", "number"), FactSpec("ctx.robustness_run", "bool"),
+                 FactSpec("ctx.timing_enabled", "bool")])
 def _seeded(ctx: CaseContext) -> CaseOutput:
     if ctx.robustness_run and ctx.params["interrupt_reruns"]:
         raise KeyboardInterrupt  # as Ctrl-C during the robustness reruns

@@ -12,6 +12,7 @@ import importlib.metadata
 import os
 import platform
 import re
+import socket
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -185,11 +186,47 @@ def _nvml(index_uuid: str | None) -> dict[str, Any]:
             "power_draw_mw": g(pynvml.nvmlDeviceGetPowerUsage),
             "temperature_c": g(pynvml.nvmlDeviceGetTemperature, pynvml.NVML_TEMPERATURE_GPU),
             "throttle_reasons": g(pynvml.nvmlDeviceGetCurrentClocksEventReasons),
+            "pci_bus_id": g(lambda h: _text(pynvml.nvmlDeviceGetPciInfo(h).busId)),
             "pcie_gen": g(pynvml.nvmlDeviceGetCurrPcieLinkGeneration),
             "pcie_width": g(pynvml.nvmlDeviceGetCurrPcieLinkWidth),
         }
     finally:
         pynvml.nvmlShutdown()
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _pci_bus_id(p: Any) -> str | None:
+    """The PCI address torch reports for a device ("00000000:1B:00.0", NVML's spelling); None on builds without
+    the fields. With the UUID it names the physical board whatever CUDA_VISIBLE_DEVICES renumbered."""
+    bus, dev, dom = (getattr(p, k, None) for k in ("pci_bus_id", "pci_device_id", "pci_domain_id"))
+    if not all(isinstance(x, int) for x in (bus, dev, dom)):
+        return None
+    return f"{dom:08X}:{bus:02X}:{dev:02X}.0"
+
+
+#: Variables the launchers export per process: torchrun (RANK, LOCAL_RANK, GROUP_RANK, ...) and Slurm's srun.
+_LAUNCH_VARS = {"torchrun": ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK"),
+                "slurm": ("SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_NTASKS_PER_NODE", "SLURM_NODEID")}
+
+
+def collect_launch(environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """Which process of which launch this is: the launcher (torchrun, slurm or none), rank, world size, local
+    rank, node and host. A fleet comparison names each device by it; one process alone is rank 0 of 1."""
+    env = os.environ if environ is None else environ
+
+    def num(name: str) -> int | None:
+        value = env.get(name, "").split("(")[0]  # SLURM_NTASKS_PER_NODE may read "2(x3)"
+        return int(value) if value.isdigit() else None
+
+    launcher = next((k for k, names in _LAUNCH_VARS.items()
+                     if num(names[0]) is not None and num(names[1]) is not None), "none")
+    names = _LAUNCH_VARS.get(launcher)
+    values = [num(n) for n in names] if names else [0, 1, 0, 1, 0]
+    return {"launcher": launcher, "rank": values[0], "world_size": values[1], "local_rank": values[2],
+            "local_world_size": values[3], "node_rank": values[4], "host": _field(socket.gethostname)}
 
 
 def collect_cuda() -> dict[str, Any]:
@@ -202,6 +239,7 @@ def collect_cuda() -> dict[str, Any]:
         uuid = str(getattr(p, "uuid", "")) or None
         devices.append({
             "index": i, "name": p.name, "capability": f"{p.major}.{p.minor}",
+            "uuid": uuid, "pci_bus_id": _pci_bus_id(p),
             "total_memory_bytes": p.total_memory, "multiprocessors": p.multi_processor_count,
             "nvml": _best_effort(lambda: _nvml(uuid)),
         })
@@ -240,4 +278,5 @@ def collect_environment() -> dict[str, Any]:
         "packages": _best_effort(collect_packages),
         "settings": _best_effort(capture_settings),
         "env_vars": _best_effort(collect_env_vars),
+        "launch": _best_effort(collect_launch),
     }

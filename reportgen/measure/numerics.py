@@ -9,6 +9,7 @@ within their bound of the same exact value, their difference is within the sum o
 
 from __future__ import annotations
 
+import hashlib
 import math
 import warnings
 from dataclasses import asdict, dataclass
@@ -120,9 +121,24 @@ class Comparison:
     rule: str = "bound"
     #: relative rule only: this side's RMS error over the other side's (or the worse side's over the better one)
     error_ratio: float | None = None
+    # Fingerprints of the two sides' output bits (sha256 of the contiguous CPU tensor's bytes), so that two
+    # devices that should agree can be checked bit for bit without shipping tensors (reportgen compare, fleet).
+    # Defaults: results archived before fingerprints existed, and Comparisons built without tensors.
+    shape: tuple[int, ...] = ()
+    actual_sha256: str | None = None
+    expected_sha256: str | None = None
+    expected_dtype: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def fingerprint(t: torch.Tensor) -> str:
+    """sha256 of ``t``'s bytes as a contiguous CPU tensor in its own dtype (with shape and dtype recorded beside
+    it, equal fingerprints mean bitwise-equal tensors; NaN payloads and the sign of zero count, as bits do)."""
+    data = t.detach().cpu().contiguous().reshape(-1)  # 1-D: a 0-dim tensor cannot be viewed as bytes
+    # Through uint8 rather than numpy: bfloat16 has no numpy dtype.
+    return hashlib.sha256(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"").hexdigest()
 
 
 def _percentile(values: np.ndarray, q: float) -> float:
@@ -219,6 +235,10 @@ def compare(actual: torch.Tensor, expected: torch.Tensor, bound: torch.Tensor | 
         verdict=verdict,
         min_rtol=min_rtol,
         min_atol=min_atol,
+        shape=tuple(a.shape),
+        actual_sha256=fingerprint(a),
+        expected_sha256=fingerprint(e),
+        expected_dtype=str(e.dtype).removeprefix("torch."),
     )
 
 

@@ -27,9 +27,9 @@ ALPHA = 0.01
 FASTER, SLOWER, SAME = "faster", "slower", "no significant difference"
 _BOOTSTRAP = 4000
 
-# Machine *state* at run time (not configuration): expected to differ between any two runs, so it is listed apart
+# Machine *state* at run time (not configuration) and which rank of a launch a run was (launch.*): expected to differ between any two runs, so it is listed apart
 # and never headlines a comparison.
-_VOLATILE = re.compile(r"(^memory\.available|load_avg|temperature|power_draw|power\.draw|clocks?\.(current|sm|mem)"
+_VOLATILE = re.compile(r"(^launch\.|^memory\.available|load_avg|temperature|power_draw|power\.draw|clocks?\.(current|sm|mem)"
                        r"|memory_used|memory\.used|utili[sz]ation|pstate|fan)", re.IGNORECASE)
 # Order in which differing environment fields are shown: what decides numerics and speed first.
 _PRIORITY = [r"^cuda\.devices\[\d+\]\.name$", r"^cpu\.model$", r"driver", r"cudnn.*version|version.*cudnn",
@@ -382,10 +382,7 @@ def compare_runs(runs: list[dict[str, Any]], sources: list[str], *, alpha: float
     rows = aligned(runs)
     cases = [_case_row(cid, rows, names, alpha, min_effect) for cid in _case_ids(rows)]
     model = {
-        "inputs": [{"label": n, "source": s, "run_id": r.get("run_id"), "suite": r.get("suite", {}).get("name"),
-                    "started": r.get("started"), "finished": r.get("finished"), "status": r.get("status"),
-                    "tool_version": r.get("tool_version"), "schema_version": r.get("schema_version"),
-                    "where": _where(r)} for n, s, r in zip(names, sources, runs)],
+        "inputs": [_input_row(n, s, r) for n, s, r in zip(names, sources, runs)],
         "options": {"alpha": alpha, "min_effect": min_effect, "test": significance_method(),
                     "ci": f"{100 * (1 - alpha):g} % bootstrap CI of the ratio of medians ({_BOOTSTRAP} resamples)"},
         "env_diff": config, "env_state": state,
@@ -393,6 +390,54 @@ def compare_runs(runs: list[dict[str, Any]], sources: list[str], *, alpha: float
         "warnings": _warnings(runs, names, cases, rows)}
     model["summary"] = _summary(model)
     return model
+
+
+#: Above this many inputs only the fleet screen is built: a column per run in every pairwise table stops being
+#: readable (and quadratic work) long before 256 runs.
+PAIRWISE_MAX = 8
+
+
+def _input_row(label: str, source: str, r: dict[str, Any]) -> dict[str, Any]:
+    return {"label": label, "source": source, "run_id": r.get("run_id"), "suite": r.get("suite", {}).get("name"),
+            "started": r.get("started"), "finished": r.get("finished"), "status": r.get("status"),
+            "tool_version": r.get("tool_version"), "schema_version": r.get("schema_version"), "where": _where(r)}
+
+
+def compare_inputs(inputs: list[tuple[str, dict[str, Any]]], *, alpha: float = ALPHA, min_effect: float = MIN_EFFECT,
+                   fleet: bool | None = None, failures: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The comparison model of ``inputs`` ((source, run dict)): the pairwise X/A model for up to PAIRWISE_MAX
+    runs, and the fleet screen (reportgen.fleet) when there are three devices or more (or ``fleet`` says so; a
+    distributed launch always has it). Two plain runs give exactly the pairwise model."""
+    from reportgen import fleet as fleet_mod
+
+    runs, sources = [r for _, r in inputs], [s for s, _ in inputs]
+    n_members = len(fleet_mod.members_of(inputs))
+    # One run of several devices (--device all) has no pairwise view: its devices are the fleet.
+    with_fleet = fleet if fleet is not None else (n_members >= 3 or len(runs) >= 3 or len(runs) < 2)
+    if len(runs) <= PAIRWISE_MAX and len(runs) >= 2:
+        model = compare_runs(runs, sources, alpha=alpha, min_effect=min_effect)
+    else:
+        model = {"inputs": [_input_row(n, s, r) for n, s, r in zip(labels(len(runs)), sources, runs)],
+                 "options": {"alpha": alpha, "min_effect": min_effect, "test": significance_method(),
+                             "ci": "pairwise timing tests are made for up to "
+                                   f"{PAIRWISE_MAX} runs; the fleet screen uses median and MAD"}}
+    if with_fleet:
+        model["fleet"] = fleet_mod.fleet_model(inputs, min_effect=min_effect, failures=failures)
+    return model
+
+
+def summary_text(model: dict[str, Any], *, report: str | None = None, width: int = 100) -> str:
+    """The terminal screen: the fleet lines first (one per device that is not OK), then the pairwise summary
+    when the model has one."""
+    from reportgen.fleet import terminal_lines
+
+    out = ""
+    if "fleet" in model:
+        out = "\n".join(terminal_lines(model["fleet"], width=max(width, 160))) + "\n"
+        if "summary" not in model:
+            return out + (f"Report: {report}\n" if report else "")
+        out += "\n"
+    return out + terminal_summary(model, report=report, width=width)
 
 
 def _summary(model: dict[str, Any]) -> dict[str, Any]:
@@ -569,7 +614,8 @@ def render_compare_html(model: dict[str, Any]) -> str:
     env.filters.update(_filters())
     css = Markup((templates_dir() / "report.css").read_text(encoding="utf-8"))
     return env.get_template("compare.html.j2").render(cmp=model, css=css, embedded=embedded_json(model),
-                                                       forest=Markup(forest_svg(model)) if _has_ratios(model) else "")
+                                                       pairwise_max=PAIRWISE_MAX,
+                                                       forest=Markup(forest_svg(model)) if "cases" in model and _has_ratios(model) else "")
 
 
 def _has_ratios(model: dict[str, Any]) -> bool:
@@ -614,7 +660,8 @@ def render_compare_pdf(model: dict[str, Any], *, page_size: str = "A4", html: st
     from reportgen.results import dumps
 
     stamps = sorted(str(i.get(k)) for i in model["inputs"] for k in ("started", "finished") if i.get(k))
-    label = "reportgen compare · " + " vs ".join(f"{i['label']} {i['run_id']}" for i in model["inputs"])
+    label = "reportgen compare · " + " vs ".join(f"{i['label']} {i['run_id']}" for i in model["inputs"][:4]) \
+        + (f" and {len(model['inputs']) - 4} more" if len(model["inputs"]) > 4 else "")
     # Dates of the newest input, never the clock: the same inputs give the same bytes.
     return html_to_pdf(html if html is not None else render_compare_html(model), margin_label=label, page_size=page_size,
                        created=stamps[-1] if stamps else None, modified=stamps[-1] if stamps else None,
@@ -623,9 +670,13 @@ def render_compare_pdf(model: dict[str, Any], *, page_size: str = "A4", html: st
 
 
 def render_compare_markdown(model: dict[str, Any], *, limit: int = 65_000) -> str:
-    """The comparison as Markdown for a ticket, at most ``limit`` characters (rows capped, cuts announced)."""
+    """The comparison as Markdown for a ticket, at most ``limit`` characters (rows capped, cuts announced); a
+    fleet screen first when the model has one."""
+    from reportgen.render.markdown import fleet_md
+
     for cap in (None, 200, 60, 20, 5, 0):
-        text = _compare_md(model, cap)
+        text = (fleet_md(model, cap) if "fleet" in model else "") \
+            + (_compare_md(model, cap) if "cases" in model else "")
         if len(text) <= limit:
             return text
     return text[: limit - 40].rsplit("\n", 1)[0] + "\n\n_(truncated; see compare.html)_\n"

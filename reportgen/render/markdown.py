@@ -323,3 +323,52 @@ def render_markdown(data: dict[str, Any], *, limit: int = GITHUB_LIMIT) -> str:
     if len(text) > limit:  # header/environment alone too long: only possible with absurd limits
         text = text[: limit - 40].rsplit("\n", 1)[0] + "\n\n_(truncated; see report.html)_\n"
     return text
+
+
+# ------------------------------------------------------------------------------------------------ fleet compare
+
+_CELL_MD = {"ok": "·", "bits": "**B**", "env": "E", "slow": "S", "err": "**X**", "skip": "–", "absent": " ",
+            "nofp": "?", "nomaj": "~", "none": "·"}
+
+
+def fleet_md(model: dict[str, Any], cap: int | None) -> str:
+    """The fleet screen of a comparison: counts, one row per device that is not OK (reasons, worst first), the
+    environment fields where devices differ from the majority. ``cap`` limits the rows (None: all); the cut is
+    announced. OK devices are only counted: at 256 runs listing them would crowd out the ones that matter."""
+    f = model["fleet"]
+    c = f["counts"]
+    out = [f"## reportgen fleet: {len(f['members'])} device(s) in {f['n_runs']} run(s)", "",
+           f"**{c['OK']} OK**, **{c['DIFFERS']} DIFFERS**, **{c['SLOWER']} SLOWER**, **{c['ERROR']} ERROR**", ""]
+    for fail in f.get("failures", []):
+        out.append(f"- **ERROR** rank {esc(fail.get('rank'))}: {esc(fail.get('error'))}")
+    notes, left_notes = _capped(f.get("notes", []), cap)
+    out += [f"- {esc(n, 400)}" for n in notes] + ([f"- _… {left_notes} more notes in compare.html_"] if left_notes else [])
+    if f.get("failures") or notes:
+        out.append("")
+    bad = [m for m in f["members"] if m["status"] != "OK"]
+    if bad:
+        cases = f["cases"]
+        out += ["| status | device | reason | " + " | ".join(code(k, 40) for k in cases) + " |",
+                "|---|---|---|" + "---|" * len(cases)]
+        shown, left = _capped(bad, cap)
+        for m in shown:
+            why = "; ".join(r["text"] for r in m["reasons"] if r["kind"] != "noisy")
+            out.append(f"| **{m['status']}** | {esc(m['label'], 80)} | {esc(why, 400)} | "
+                       + " | ".join(_CELL_MD.get(x, esc(x)) for x in m["cells"]) + " |")
+        if left:
+            out.append(f"| _… {left} more devices that are not OK in compare.html_ | | |" + " |" * len(cases))
+        out += ["", "_Cells: **B** bits differ from same-environment devices (possible corruption), E bits differ "
+                    "and so does the environment, S slower, **X** error, ? no fingerprints (older archive), "
+                    "~ no majority, – skipped._", ""]
+    else:
+        out += ["Every device agrees with the majority in bits, timing and environment.", ""]
+    if f["env_fields"]:
+        out += [f"### Environment: {len(f['env_fields'])} field(s) differ between devices", "",
+                "| field | majority | devices differing | values |", "|---|---|---|---|"]
+        shown, left = _capped(f["env_fields"], cap)
+        out += [f"| {code(e['key'], 80)} | {esc(e['majority'], 60)} | {e['n_differ']} | "
+                + esc(", ".join(f"{v} ×{n}" for v, n in e["values"].items()), 200) + " |" for e in shown]
+        if left:
+            out.append(f"| _… {left} more fields in compare.html_ | | | |")
+        out.append("")
+    return "\n".join(out) + "\n"
