@@ -296,11 +296,15 @@ def _relative(results: dict[str, Comparison], sides: Sequence[SideOutput], refer
 
 def time_sides(ctx: Any, out: Any, what: str, fns: Mapping[str, tuple[str, Callable[[], Any]]], base: str, *,
                flops: Mapping[str, float] | None = None, ratios: Sequence[str] | None = None,
-               fact_base_median: bool = True) -> dict[str, Any]:
+               fact_base_median: bool = True, bytes_moved: Mapping[str, float] | None = None) -> dict[str, Any]:
     """Interleaved timing of each side (``fns``: fact key -> (label, callable)) and facts
     ``timing.<what>.<key>_median_s`` (+ ``.noisy``) and ``timing.<what>.<key>_over_<base>`` (+ ``.noisy``,
     ``.per_round_min/max``) for each key in ``ratios`` (default: every side but ``base``). Returns the
-    TimingResults by key."""
+    TimingResults by key.
+
+    With ``flops`` and ``bytes_moved`` for a side, its median is also set against the machine's limit, measured in
+    this run on the same device and dtype (reportgen.measure.peak): fact ``timing.<what>.<key>.fraction_of_roofline``
+    and the timing's ``roofline`` record, so two machines compare by efficiency, not only by seconds."""
     from reportgen.measure.timing import ratio_summary, time_interleaved
 
     key = what.replace("+", "_")
@@ -312,6 +316,11 @@ def time_sides(ctx: Any, out: Any, what: str, fns: Mapping[str, tuple[str, Calla
                                flops={labels[k]: f for k, f in (flops or {}).items()})
     by = dict(zip(fns, results))
     for k, r in by.items():
+        fl, nbytes = (flops or {}).get(k), (bytes_moved or {}).get(k)
+        if fl and nbytes and r.median_s > 0:
+            from reportgen.measure.peak import fraction_of_peak, peak_for
+            r.roofline = fraction_of_peak(r.median_s, fl, nbytes, peak_for(ctx.device, ctx.dtype))
+            out.fact(f"timing.{key}.{k}.fraction_of_roofline", r.roofline["fraction_of_roofline"])
         out.add_timing(r)
         if k != base or fact_base_median:
             out.fact(f"timing.{key}.{k}_median_s", r.median_s)
@@ -613,5 +622,25 @@ def _timing(ctx: Any, out: Any, spec: PairSpec, a: Any, b: Any, inputs: list[Any
             with torch.no_grad():
                 return fn(*xs)
         return run
+    flops, nbytes = {}, {}
+    for key, fn in (("a", a), ("b", b)):
+        counted = count_flops(fwd(fn))
+        if counted:  # FLOPs torch's counter knows (matmul, conv, ...): then the roofline says something
+            flops[key] = counted
+            nbytes[key] = float(sum(x.numel() * x.element_size() for x in xs if isinstance(x, torch.Tensor)) +
+                                sum(t.numel() * t.element_size() for t in flatten(fwd(fn)(), "side").values()))
     time_sides(ctx, out, "forward", {"a": (spec.a_label, fwd(a)), "b": (spec.b_label, fwd(b))}, "a",
-               ratios=["b"])
+               ratios=["b"], flops=flops, bytes_moved=nbytes)
+
+
+def count_flops(fn: Callable[[], Any]) -> float | None:
+    """FLOPs of one call as torch.utils.flop_counter counts them (matmuls, convolutions; elementwise ops are not
+    counted); None when it counts none or cannot run."""
+    from torch.utils.flop_counter import FlopCounterMode
+    try:
+        with FlopCounterMode(display=False) as counter:
+            fn()
+    except Exception:  # compiled graphs and custom ops the counter cannot trace: no roofline, not an error
+        return None
+    total = counter.get_total_flops()
+    return float(total) if total else None

@@ -172,7 +172,9 @@ def timing_facts(prefix: str = "timing.*") -> list[FactSpec]:
     return [FactSpec(f"{prefix}.*_median_s", NUMBER, timing=True, noise=".noisy"),
             FactSpec(f"{prefix}.*_over_*", NUMBER, timing=True, noise=".noisy"),
             FactSpec(f"{prefix}.*_over_*.per_round_min", NUMBER, timing=True),
-            FactSpec(f"{prefix}.*_over_*.per_round_max", NUMBER, timing=True)]
+            FactSpec(f"{prefix}.*_over_*.per_round_max", NUMBER, timing=True),
+            FactSpec(f"{prefix}.*.fraction_of_roofline", NUMBER, timing=True,
+                     doc="roofline time over the measured median: 1 = at the machine's measured limit")]
 
 
 def rule_facts(rule: Any) -> list[str]:

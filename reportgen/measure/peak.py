@@ -148,3 +148,15 @@ def fraction_of_peak(measured_s: float, flops: float, bytes_moved: float, peak: 
             "arithmetic_intensity": flops / bytes_moved if bytes_moved else None,
             "peak": {"flops_per_s": peak.flops_per_s, "bytes_per_s": peak.bytes_per_s, "device": peak.device,
                      "dtype": peak.dtype}}
+
+
+_PEAKS: dict[tuple[str, str, int], Peak] = {}
+
+
+def peak_for(device: torch.device | str, dtype: torch.dtype) -> Peak:
+    """The peak of ``device`` in ``dtype`` at the current thread count, measured once per process (a run's cases
+    share it: every timing of the run is then expressed against the same limit)."""
+    key = (str(device), str(dtype), torch.get_num_threads())
+    if key not in _PEAKS:
+        _PEAKS[key] = measure_peak(device, dtype)
+    return _PEAKS[key]

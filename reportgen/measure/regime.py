@@ -32,6 +32,9 @@ WARM, FAULTING = "warm", "faulting"
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 #: glibc tunables that change the regime; a fresh child gets exactly the ones asked for, never the parent's
 MALLOC_ENV_PREFIX = "MALLOC_"
+#: glibc tunables that keep freed memory in the heap (a large top pad, and a trim threshold above it so the pad is
+#: not given back at every free): the warm regime a long-lived process usually reaches
+WARM_ALLOCATOR = {"MALLOC_TOP_PAD_": str(256 << 20), "MALLOC_TRIM_THRESHOLD_": str(512 << 20)}
 
 
 def minor_faults() -> int:

@@ -38,6 +38,9 @@ class TimingResult:
     minflt_per_call: float | None = None
     rss_growth_per_call_bytes: float | None = None
     minflt_per_sample: list[float] = field(default_factory=list)
+    #: the median against the machine's measured limit (reportgen.measure.peak.fraction_of_peak), when the
+    #: caller knows the op's FLOPs and bytes; None otherwise
+    roofline: dict[str, Any] | None = None
     _measurement: Measurement | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -76,7 +79,8 @@ class TimingResult:
                 "iqr_over_median": self.iqr_s / self.median_s if self.median_s > 0 else None,
                 "noisy": self.noisy, "noise_threshold": self.noise_iqr, "gflops": self.gflops,
                 "minflt_per_call": self.minflt_per_call, "rss_growth_per_call_bytes": self.rss_growth_per_call_bytes,
-                "minflt_per_sample": list(self.minflt_per_sample), "regime": self.regime, "process": "in-process"}
+                "minflt_per_sample": list(self.minflt_per_sample), "regime": self.regime, "process": "in-process",
+                "roofline": self.roofline}
 
 
 def time_interleaved(name: str, fns: dict[str, Callable[[], Any]], *, device: torch.device, rounds: int = 7,

@@ -247,6 +247,9 @@ def _timings(cases: list[dict[str, Any] | None], names: list[str], alpha: float,
         rows.append({"name": t.get("name"), "label": t.get("label"),
                      "median_s": [u.get("median_s") if u else None for u in per],
                      "noisy": [bool(u.get("noisy")) if u else None for u in per],
+                     # efficiency against each machine's own measured limit (absent in older archives)
+                     "roofline": [((u.get("roofline") or {}).get("fraction_of_roofline") if u else None)
+                                  for u in per],
                      "threads": [u.get("num_threads") if u else None for u in per], "changes": changes})
     return rows
 

@@ -176,7 +176,9 @@ def _timing_rows(timings: list[dict[str, Any]]) -> list[list[str]]:
     return [[esc(t.get("name")), esc(t.get("label")), esc(fmt_duration(t.get("median_s"))),
              esc(fmt_num(t.get("iqr_over_median")) + (" (noisy)" if t.get("noisy") else "")),
              esc(f"{t.get('runs', len(t.get('samples_s', [])))} × {t.get('number', '?')}"),
-             esc(t.get("num_threads", "?"))] for t in timings]
+             esc(t.get("num_threads", "?")),
+             esc(f"{100 * t['roofline']['fraction_of_roofline']:.3g} %" if isinstance(t.get("roofline"), dict)
+                 else "–")] for t in timings]
 
 
 def _key_numbers(run: dict[str, Any], level: int) -> list[str]:
@@ -200,7 +202,7 @@ def _key_numbers(run: dict[str, Any], level: int) -> list[str]:
             lines += _table(["comparison", "verdict", "max abs", "max abs/bound", "max ULP", "bitwise equal"],
                             _comparison_rows(comps)) + [""]
         if timings:
-            lines += _table(["timing", "side", "median", "IQR/median", "samples × calls", "threads"],
+            lines += _table(["timing", "side", "median", "IQR/median", "samples × calls", "threads", "of roofline"],
                             _timing_rows(timings)) + [""]
     if not lines:
         return []
