@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reportgen.facts import (ANY, BOOL, EXPLAIN_FACTS, NUMBER, STR, FactSpec, comparison_facts, facts,
+from reportgen.facts import (BOOL, EXPLAIN_FACTS, NUMBER, STR, FactSpec, comparison_facts, facts,
                              schema, timing_facts)
 from reportgen.cases import CaseContext, CaseOutput, CaseSkipped, register
 from reportgen.errors import UsageError
@@ -389,7 +389,7 @@ def _growth(ctx: CaseContext, out: CaseOutput) -> None:
 
 
 def _timing(ctx: CaseContext, out: CaseOutput) -> None:
-    p, dev = ctx.params, ctx.device
+    p = ctx.params
     n, length, k, o = p["batch"], p["length"], p["in_features"], p["out_features"]
     lin, conv, x, gen = _pair_and_input(ctx, 2)
     xp = x.permute(0, 2, 1).contiguous()  # the conv's own layout: time the kernel, not the permute

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from reportgen.facts import (ANY, BOOL, EXPLAIN_FACTS, LIST, NUMBER, STR, FactSpec, comparison_facts, facts,
+from reportgen.facts import (BOOL, EXPLAIN_FACTS, LIST, NUMBER, FactSpec, comparison_facts, facts,
                              schema, timing_facts)
 from reportgen.cases import CaseContext, CaseOutput, CaseSkipped, register
 from reportgen.errors import UsageError
