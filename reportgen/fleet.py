@@ -108,10 +108,9 @@ def _scan(directory: Path) -> list[Path]:
 def load_inputs(paths: list[str]) -> list[tuple[str, dict[str, Any]]]:
     """(source, run dict) for every run in ``paths``: results.json, report.html, a fleet.json (every rank) or a
     directory scanned for them. UsageError naming the path on anything unreadable."""
-    from reportgen.render.files import load_input
+    from reportgen.redact import redact_tree
+    from reportgen.render.files import check_shape, load_input, mark_stale
     from reportgen.results import load_dict
-
-    from reportgen.render.files import check_shape
 
     out: list[tuple[str, dict[str, Any]]] = []
     for raw in paths:
@@ -126,7 +125,8 @@ def load_inputs(paths: list[str]) -> list[tuple[str, dict[str, Any]]]:
                     out += _members_of_archive(data, str(f))
                     continue
                 check_shape(data, str(f))
-                out.append((str(f), _normalised(data)))
+                # as load_input does: a dead writer's archive reads as interrupted, every string redacted
+                out.append((str(f), redact_tree(_normalised(mark_stale(data)))))
                 continue
             out.append((str(f), load_input(f)))
     return out

@@ -68,7 +68,9 @@ def test_suite_robustness_key_defaults_cap_and_errors(tmp_path):
                             "  - {name: c, kind: _test_seeded, robustness: {seeds: 1}}\n")
     a, b, c = load_suite(str(path)).cases
     assert (a.robustness.seeds, b.robustness.seeds, b.robustness.budget_s, c.robustness.seeds) == (5, 3, 2.0, 1)
-    assert load_suite("quick").cases[0].robustness.seeds == 1  # off unless a suite asks
+    p1 = _suite(tmp_path, "cases:\n  - {name: a, kind: _test_seeded}\n", "off.yaml")
+    assert load_suite(str(p1)).cases[0].robustness.seeds == 1  # off unless a suite asks
+    assert load_suite("default").cases[0].robustness.seeds >= 20  # the default suite asks for at least 20
     for bad, key in ((0, "seeds"), (ROBUSTNESS_MAX_SEEDS + 1, "seeds"), ("'x'", "seeds")):
         p = _suite(tmp_path, f"cases: [{{name: a, kind: _test_seeded, robustness: {{seeds: {bad}}}}}]", "bad.yaml")
         with pytest.raises(UsageError, match=rf"case 'a'.*robustness'?.*{key}"):

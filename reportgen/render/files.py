@@ -90,15 +90,21 @@ def load_input(path: str | Path) -> dict[str, Any]:
         raise UsageError(f"{path}: no such file")
     data = _from_html(path) if path.suffix.lower() in _HTML_SUFFIXES else load_dict(path)
     check_shape(data, str(path))
+    return redact_tree(json.loads(dumps(mark_stale(data))))
+
+
+def mark_stale(data: dict[str, Any]) -> dict[str, Any]:
+    """An archive still ``running`` whose writer is gone (SIGKILL, a crash: it could not mark itself) is shown as
+    ``interrupted``, with why in ``writer.gone``. Every reader of archives (render, compare, a fleet) calls it."""
     if data.get("status") == "running":
         # A run killed hard (SIGKILL, a crash) could not mark its archive: if its writer is gone, say so.
         gone = writer_gone(data.get("writer"))
         if gone is not None:
             data["status"] = "interrupted"
             data["writer"] = {**data["writer"], "gone": gone}
-    # Normalise through JSON (as render_html does): plain lists/dicts/strings, keys in results.json order. Redacted
-    # again: an archive written before every string was redacted may still hold the home directory.
-    return redact_tree(json.loads(dumps(data)))
+    # The caller normalises through JSON (as render_html does) and redacts again: an archive written before
+    # every string was redacted may still hold the home directory.
+    return data
 
 
 # ---------------------------------------------------------------------------------------------- outputs
