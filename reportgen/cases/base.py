@@ -105,19 +105,50 @@ class CaseOutput:
         self.comparisons.append(d)
         return comparison
 
-    def add_table(self, title: str, columns: list[str], rows: list[list[Any]], note: str = "") -> None:
-        self.tables.append({"title": title, "columns": columns, "rows": rows, "note": note})
+    def add_table(self, title: str = "", columns: list[str] | None = None, rows: list[list[Any]] | None = None,
+                  note: str = "", *, id: str = "", meta: dict[str, Any] | None = None) -> None:
+        """A table of data. With an ``id``, its title, headings and note come from the view registry
+        (reportgen.render.views) when the report is rendered, filled from the case's params and ``meta``; text
+        given here is stored too and shown where the registry has no entry (plugins, old archives)."""
+        # "views": 1 marks text the view registry may give (older archives reuse ids for other data)
+        t: dict[str, Any] = {"id": id, "views": 1} if id else {}
+        if title or not id:
+            t["title"] = title
+        if columns is not None or not id:
+            t["columns"] = list(columns or [])
+        t["rows"] = rows if rows is not None else []
+        if note or not id:
+            t["note"] = note
+        if meta:
+            t["meta"] = meta
+        self.tables.append(t)
 
-    def add_line_plot(self, id: str, title: str, xlabel: str, ylabel: str, series: list[dict[str, Any]],
-                      xscale: str = "linear", yscale: str = "linear", note: str = "") -> None:
-        """``series``: [{"label", "x": [...], "y": [...], "style": "" | "bound" | "dashed"}]."""
-        self.plots.append({"id": id, "kind": "line", "title": title, "xlabel": xlabel, "ylabel": ylabel,
-                           "xscale": xscale, "yscale": yscale, "series": series, "note": note})
+    def add_line_plot(self, id: str, title: str = "", xlabel: str = "", ylabel: str = "",
+                      series: list[dict[str, Any]] | None = None, xscale: str = "linear", yscale: str = "linear",
+                      note: str = "", meta: dict[str, Any] | None = None) -> None:
+        """``series``: [{"label", "x": [...], "y": [...], "style": "" | "bound" | "dashed"}]. Title, axis labels
+        and note come from the view registry where it has an entry for (kind, id); text given here is stored as
+        the fallback."""
+        plot: dict[str, Any] = {"id": id, "kind": "line", "views": 1}
+        plot.update({k: v for k, v in (("title", title), ("xlabel", xlabel), ("ylabel", ylabel)) if v})
+        plot.update({"xscale": xscale, "yscale": yscale, "series": series or []})
+        if note:
+            plot["note"] = note
+        if meta:
+            plot["meta"] = meta
+        self.plots.append(plot)
 
-    def add_histogram(self, id: str, title: str, xlabel: str, hists: list[dict[str, Any]], note: str = "") -> None:
+    def add_histogram(self, id: str, title: str = "", xlabel: str = "", hists: list[dict[str, Any]] | None = None,
+                      note: str = "", meta: dict[str, Any] | None = None) -> None:
         """``hists``: [{"label", "edges": [...], "counts": [...], "zeros": int, "total": int}]."""
-        self.plots.append({"id": id, "kind": "hist", "title": title, "xlabel": xlabel, "ylabel": "count",
-                           "xscale": "linear", "yscale": "linear", "series": hists, "note": note})
+        plot: dict[str, Any] = {"id": id, "kind": "hist", "views": 1}
+        plot.update({k: v for k, v in (("title", title), ("xlabel", xlabel)) if v})
+        plot.update({"xscale": "linear", "yscale": "linear", "series": hists or []})
+        if note:
+            plot["note"] = note
+        if meta:
+            plot["meta"] = meta
+        self.plots.append(plot)
 
     def add_timing(self, timing: TimingResult) -> None:
         self.timings.append(timing.to_dict())

@@ -102,10 +102,7 @@ def _shapes(ctx: CaseContext, out: CaseOutput, c_in: int, c_out: int, kernel: in
     out.fact("shape.formula_match", bool(formula_ok))
     # None (not measured) unless this run used the page's sizes.
     out.fact("shape.page_examples_match", all(page_checks) if page_checks else None)
-    out.add_table("Output shapes of the page's examples", ["module", "input", "output (measured)",
-                  "formula floor((L+2p-d(k-1)-1)/s+1)", "page says", "page right?"], rows,
-                  note="'page says' is what the MindSpore page prints for Conv1d(120, 240, 4) on (1, 120, 640); "
-                       "it is shown only when this run uses those sizes.")
+    out.add_table(id="shapes", rows=rows)
 
 
 # --- padding modes -----------------------------------------------------------------------------------------
@@ -136,11 +133,7 @@ def _padding_modes(ctx: CaseContext, out: CaseOutput, c_in: int, c_out: int, ker
     publish(out, "padding_mode.control_reflect_vs_zero_pad", c, ("verdict",))
     rows.append(["control: reflect vs zero pad", pads[0], "constant", n, c.bitwise_equal_fraction, c.max_abs,
                  c.verdict])
-    out.add_table("Each padding_mode against explicit F.pad + unpadded conv",
-                  ["padding_mode", "padding", "F.pad mode", "output length", "bitwise equal", "max |delta|",
-                   "verdict"], rows,
-                  note="The last row is a negative control: reflect-padded conv against an explicit zero pad "
-                       "must differ, or the comparison could not tell the modes apart.")
+    out.add_table(id="padding_modes", rows=rows)
 
 
 def _conv_vs_explicit_pad(ctx: CaseContext, conv: nn.Conv1d, x: torch.Tensor, p: int, f_mode: str, name: str,
@@ -270,20 +263,13 @@ def _same_padding(ctx: CaseContext, out: CaseOutput, kernels: list[int], dilatio
     out.fact("same.even_total_pad_symmetric", bool(even_symmetric))
     out.fact("same.explicit_pad_identical", bool(explicit_ok))
     out.fact("same.mirrored_split_differs", bool(mirrored_differs))
-    out.add_table("padding='same': measured left/right split (Conv1d)",
-                  ["kernel", "dilation", "total pad d(k-1)", "total", "left", "right", "extra pad on",
-                   "= F.pad(left, right) + valid conv, bitwise", "mirrored split differs"], rows,
-                  note="left/right located with one-hot weights on an input 1..L; then checked on random data: "
-                       "padding='same' equals explicit F.pad with the measured split bit for bit, and (for "
-                       "asymmetric splits) differs from the mirrored split.")
+    out.add_table(id="same_split_table", rows=rows)
     points.sort()
     totals = [t for t, _ in points]
-    out.add_line_plot("same_split", "padding='same': right pad minus left pad (Conv1d)",
-                      "total padding d(k-1) (every kernel and dilation measured)", "right - left (zeros)",
-                      [{"label": "measured", "x": totals, "y": [diff for _, diff in points], "style": ""},
+    out.add_line_plot("same_split",
+                      series=[{"label": "measured", "x": totals, "y": [diff for _, diff in points], "style": ""},
                        {"label": "if the left side were filled first", "x": totals,
-                        "y": [-(t % 2) for t in totals], "style": "dashed"}],
-                      note="+1: the extra zero of an odd total goes on the right; -1: on the left; 0: symmetric.")
+                        "y": [-(t % 2) for t in totals], "style": "dashed"}])
     _same_padding_2d(ctx, out, kernels, dilations, length)
 
 
@@ -299,8 +285,7 @@ def _same_padding_2d(ctx: CaseContext, out: CaseOutput, kernels: list[int], dila
                 corners.append(f"{vert}-{horiz}")
             rows.append([f"{k}x{k}", d, top, bottom, left, right, f"{vert}-{horiz}" if vert else "-"])
     out.fact("same2d.odd_total_pad_extra_side", aggregate_sides(corners))
-    out.add_table("padding='same': measured split (Conv2d, square kernels)",
-                  ["kernel", "dilation", "top", "bottom", "left", "right", "extra pad on"], rows)
+    out.add_table(id="same_split_2d", rows=rows)
 
 
 # --- bias and initial distributions -------------------------------------------------------------------------
@@ -369,17 +354,11 @@ def _init(ctx: CaseContext, out: CaseOutput, c_in: int, c_out: int, kernel: int)
     out.note(f"Goodness of fit: by design a correct initialisation is still rejected on about {alpha:g} of seeds "
              "(the Bonferroni-corrected level); a rejection on one seed alone is weak evidence. The control rows "
              "show the test's power at these sample sizes.")
-    out.add_table("Initial weights and biases vs U(-sqrt(k), sqrt(k)): Kolmogorov-Smirnov",
-                  ["parameter", "samples", "k", "max |value| / sqrt(k)", "KS statistic", "p-value", "result"],
-                  rows, note=f"Pooled over {modules} freshly constructed modules per row. 'fits' means p-value >= "
-                             f"{per_test_alpha:g} ({alpha:g} / 4 tests, Bonferroni); the control rows must be "
-                             "rejected for the test to mean anything.")
+    out.add_table(id="init_fit", rows=rows, meta={"modules": modules, "per_test_alpha": per_test_alpha, "alpha": alpha})
     edges = density[0]["x"]
     density.append({"label": "U(-1, 1) density", "x": edges, "y": [0.5 if abs(e) < 1 else 0.0 for e in edges],
                     "style": "bound"})
-    out.add_line_plot("init_density", "Initial values divided by sqrt(k) (groups=1): empirical density",
-                      "value / sqrt(k)", "density", density,
-                      note="U(-sqrt(k), sqrt(k)) predicts a flat 0.5 between -1 and 1 and nothing outside.")
+    out.add_line_plot("init_density", series=density)
 
 
 def _publish_fit(out: CaseOutput, key: str, r: dict[str, Any]) -> None:
@@ -421,9 +400,8 @@ def _layout(ctx: CaseContext, out: CaseOutput, c_in: int, c_out: int, kernel: in
                                    bound_desc="sum of both sides' gamma_(n+1)(|x|*|w|+|b|)"), group="weight layout")
     out.fact("layout.roundtrip_bitwise", bool(roundtrip))
     publish(out, "layout.conv2d_equiv", c, ("verdict", "bitwise_equal_fraction"))
-    out.add_table("Weight layout conversion torch <-> MindSpore",
-                  ["step", "shape", "bitwise equal to the original"],
-                  [["torch Conv1d weight", "x".join(map(str, w.shape)), "-"],
+    out.add_table(id="layout",
+                  rows=[["torch Conv1d weight", "x".join(map(str, w.shape)), "-"],
                    ["MindSpore layout: w.unsqueeze(2)", "x".join(map(str, w4.shape)), "-"],
                    ["back: .squeeze(2)", "x".join(map(str, back.shape)), "yes" if roundtrip else "NO"]])
 

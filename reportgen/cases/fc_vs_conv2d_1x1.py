@@ -383,12 +383,7 @@ def _published(ctx: CaseContext, out: CaseOutput) -> None:
     rows += [[f"{key}, samples = 1", name, s["pair"].max_abs, s["rel_to_magnitude"], s["pair"].max_rel,
               s["pair"].max_normalised, s["pair"].bitwise_equal_fraction, s["pair"].verdict]
              for (key, _, _), r in zip(_SETTINGS, follow) for name, s in r["shown"].items()]
-    out.add_table("The thread's code as published: Model (Linear) vs ModelConv (1x1 Conv2d)",
-                  ["setting", "output", "max |delta|", "max |delta| / max |out|", "max rel (elementwise)",
-                   "max |delta|/bound", "bitwise equal", "verdict"], rows,
-                  note=f"Input: torch.manual_seed({ctx.seed if robust else 2010}); torch.randn(16, 5, 256) (samples "
-                       "= 1: torch.randn(16, 1, 256)). The elementwise relative difference leaves out elements whose "
-                       "|reference| is within its bound or below sqrt(u) max |reference|.")
+    out.add_table(id="published", rows=rows, meta={"input_seed": ctx.seed if robust else 2010})
     if not robust:
         _over_seeds(ctx, out, summary)
 
@@ -429,13 +424,8 @@ def _over_seeds(ctx: CaseContext, out: CaseOutput, first: dict[str, Any]) -> Non
     out.fact("published.seeds.max_rel_max", max(known) if known else None)
     out.fact("published.seeds.rel_to_magnitude_max", max(mags))
     out.fact("published.seeds.within_rounding", sum(r[4] in (IDENTICAL, WITHIN) for r in rows))
-    out.add_table(f"The thread's code on {len(seeds)} input seeds (2010 is the thread's)",
-                  ["seed", "max rel (elementwise)", "max |delta| / max |out|", "max |delta|", "verdict"], rows,
-                  note="Worst over both settings and both outputs (feats, logits). The elementwise relative "
-                       "difference is set by the few elements whose value is small against the output's largest; "
-                       "relative to the output's magnitude the difference stays a few float32 ulps.")
-    out.add_line_plot("published_seeds", "The thread's code over input seeds: relative difference Linear vs "
-                      "1x1 Conv2d", "seed index (0 = the thread's 2010)", "relative difference", [
+    out.add_table(id="published_seeds_table", rows=rows, meta={"seeds": len(seeds)})
+    out.add_line_plot("published_seeds", series=[
                           {"label": "max rel (elementwise)", "x": list(range(len(seeds))),
                            "y": rels, "style": ""},
                           {"label": "max |delta| / max |out|", "x": list(range(len(seeds))), "y": mags,
@@ -519,26 +509,17 @@ def _layer_table_and_plots(out: CaseOutput, results: list[dict[str, Any]]) -> No
                             "style": ""})
         mag_series.append({"label": v.label, "x": xs, "y": [l["ref_max"] for l in r["layers"]], "style": ""})
     names = ", ".join(f"{i + 1}={l['name']}" for i, l in enumerate(results[0]["layers"]))
-    out.add_table("Linear vs 1x1 Conv2d per layer (difference vs the magnitude of the values)",
-                  ["variant", "output", "max |reference|", "max |delta|", "max rel", "median rel",
-                   "max |delta|/bound", "bitwise equal", "verdict"], rows,
-                  note="delta = Linear - 1x1 Conv2d. Relative error leaves out elements whose |reference| is below "
-                       "the bound (cancellation). |delta|/bound <= 1 means the difference is explained by rounding.")
-    out.add_line_plot("rel_per_layer", "Relative difference Linear vs 1x1 Conv2d, per layer", f"layer ({names})",
-                      "max |delta| / |reference|", rel_series, yscale="log",
-                      note="A value of exactly 0 (bitwise identical layer) falls off the bottom of the log scale.")
-    out.add_line_plot("normalised_per_layer", "Difference in units of the rounding bound, per layer",
-                      f"layer ({names})", "max |delta| / bound", norm_series + [
+    out.add_table(id="per_layer", rows=rows)
+    out.add_line_plot("rel_per_layer", series=rel_series, yscale="log", meta={"layers": names})
+    out.add_line_plot("normalised_per_layer", series=norm_series + [
                           {"label": "bound", "x": list(range(1, len(results[0]["layers"]) + 1)),
                            "y": [1.0] * len(results[0]["layers"]), "style": "bound"}], yscale="log",
-                      note="Below 1: within what any summation order may produce; 0 falls off the log scale.")
-    out.add_line_plot("magnitude_per_layer", "Magnitude of the values, per layer", f"layer ({names})",
-                      "max |value| (float64 reference)", mag_series, yscale="log")
+                      meta={"layers": names})
+    out.add_line_plot("magnitude_per_layer", series=mag_series, yscale="log", meta={"layers": names})
     first = results[0]
     h = log10_abs_histogram(first["layers"][-1]["delta"])
-    out.add_histogram("logits_delta_hist", f"{first['variant'].label}: |Linear - Conv| on the logits",
-                      "log10 |delta|", [{"label": "logits", **h}],
-                      note=f"{h['zeros']} of {h['total']} elements are exactly equal (not shown).")
+    out.add_histogram("logits_delta_hist", hists=[{"label": "logits", **h}],
+                      meta={"variant": first["variant"].label, "zeros": h["zeros"], "total": h["total"]})
 
 
 # --- the thread's semantics point --------------------------------------------------------------------------
@@ -590,16 +571,12 @@ def _semantics(ctx: CaseContext, out: CaseOutput, x: torch.Tensor, c_out: int) -
     out.fact("semantics.conv1x1.out_shape", _shape(conv))
     publish(out, "semantics.kernel_sx1_vs_flatten_linear", c2, ("verdict", "max_normalised"))
     out.fact("semantics.kernel_sx1.out_shape", _shape(conv_k))
-    out.add_table("What each layer computes on input (batch, samples, features) with samples > 1",
-                  ["layer", "input shape", "weight shape", "output shape", "mixes positions?"],
-                  [["Linear(C, out)", _shape(x), _shape(w), _shape(lin), "no: same W at each position"],
+    out.add_table(id="semantics", rows=[["Linear(C, out)", _shape(x), _shape(w), _shape(lin), "no: same W at each position"],
                    ["Conv2d(C, out, 1) on permuted input", _shape(x4), _shape(w[:, :, None, None]), _shape(conv),
                     "no" if others_same else "yes (measured: other positions changed)"],
                    ["Conv2d(C, out, (samples, 1))", _shape(x4), _shape(wk), _shape(conv_k), "yes: one output"],
                    ["flatten + Linear(C*samples, out)", _shape(flat), _shape(wk.reshape(c_out, -1)),
-                    _shape(lin_k), "yes: one output"]],
-                  note="'mixes positions' for the 1x1 conv is measured: sample 0 of the input is perturbed and the "
-                       "outputs at the other positions are checked bit for bit.")
+                    _shape(lin_k), "yes: one output"]])
 
 
 def _checked(p: Mapping[str, Any]) -> tuple[list[int], int, int, int, list[Variant]]:

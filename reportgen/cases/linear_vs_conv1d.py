@@ -174,8 +174,7 @@ def _histograms(out: CaseOutput, diffs: dict[str, torch.Tensor], bins: int) -> N
         h["label"] = label
         hists.append(h)
         out.fact(f"hist.{label.split()[0]}.zero_fraction", h["zeros"] / h["total"] if h["total"] else None)
-    out.add_histogram("diff_hist", "Linear − Conv1d: distribution of log₁₀|Δ| (exact zeros counted apart)",
-                      "log₁₀ |Linear − Conv1d|", hists)
+    out.add_histogram("diff_hist", hists=hists)
 
 
 def _stack_errors(layers: list[tuple[nn.Linear, nn.Conv1d]], x: torch.Tensor, depths: list[int],
@@ -282,21 +281,25 @@ def _depth_facts(out: CaseOutput, prefix: str, depths: list[int], rec: dict[str,
 
 
 def _depth_report(out: CaseOutput, id: str, title: str, depths: list[int], rec: dict[str, list[float]],
-                  note: str) -> None:
+                  meta: dict[str, int] | None = None) -> None:
+    """Plot ``id`` and table ``id + "_table"``; their text is the views' (reportgen.render.views). The table keeps
+    ``title`` stored as well: the case's tests find the two depth tables by it."""
     worst = bool(rec["worst"])  # the rigorous bound, where it was computed
-    out.add_line_plot(id, title, "depth L (layers)", "max |error|", [
+    out.add_line_plot(id, series=[
         {"label": "Linear vs fp64", "x": depths, "y": rec["lin"], "style": ""},
         {"label": "Conv1d vs fp64", "x": depths, "y": rec["conv"], "style": ""},
         {"label": "Linear vs Conv1d", "x": depths, "y": rec["diff"], "style": ""},
         {"label": "max |output|", "x": depths, "y": rec["out"], "style": "dashed"},
         {"label": "per-layer rounding, accumulated", "x": depths, "y": rec["accum"], "style": "bound"}] +
         ([{"label": "rigorous worst case", "x": depths, "y": rec["worst"], "style": "dashed"}] if worst else []),
-        xscale="log", yscale="log", note=note)
+        xscale="log", yscale="log", meta=meta)
     cols = [rec["out"], rec["lin"], rec["conv"], rec["diff"], rec["rel"], rec["accum"], rec["norm"]]
+    # The headings are kept here: the rigorous-bound column is there only where that bound was computed.
     out.add_table(title, ["depth", "max |output|", "max |Linear − fp64|", "max |Conv1d − fp64|",
                           "max |Linear − Conv1d|", "max |Δ| / max |output|", "accumulated rounding",
                           "max |Δ| / accumulated"] + (["rigorous worst case"] if worst else []),
-                  [list(r) for r in zip(depths, *cols, *([rec["worst"]] if worst else []))])
+                  [list(r) for r in zip(depths, *cols, *([rec["worst"]] if worst else []))], id=f"{id}_table",
+                  meta=meta)
 
 
 def _default_stack(ctx: CaseContext, depth: int) -> tuple[list[tuple[nn.Linear, nn.Conv1d]], torch.Tensor]:
@@ -336,11 +339,7 @@ def _growth_default(ctx: CaseContext, out: CaseOutput) -> None:
     _depth_facts(out, "growth.depth", depths, recs)
     p = ctx.params
     _depth_report(out, "growth_depth", f"Growth with depth, the stack the answer implies (default init, input "
-                  f"({p['batch']}, {p['length']}, {p['in_features']}))", depths, recs,
-                  note="Each layer nn's default initialisation under the seed, the Linear given the Conv1d's "
-                       "parameters as in the answer's code. With this init the outputs shrink with depth (gain "
-                       "about 1/√3 per layer), and the absolute difference with them: read it also relative to "
-                       "the output's magnitude.")
+                  f"({p['batch']}, {p['length']}, {p['in_features']}))", depths, recs)
 
 
 def _growth(ctx: CaseContext, out: CaseOutput) -> None:
@@ -358,11 +357,7 @@ def _growth(ctx: CaseContext, out: CaseOutput) -> None:
         rec = _stack_errors(layers, x, depths, dtype)
         shape = f"{nb} × {rows // nb} rows"
         _depth_report(out, "growth_depth_vp", f"Variant: growth with depth, variance-preserving init (width-{width} "
-                      f"layers, {shape})", depths, rec,
-                      note="Not the answer's stack: U(-√(3/w), √(3/w)) weights keep the activations' magnitude, so "
-                           "depth changes the number of roundings only. The rigorous bound compounds |W| at every "
-                           "layer and soon says nothing; the accumulated per-layer rounding is the scale to read "
-                           "the differences against.")
+                      f"layers, {shape})", depths, rec, meta={"batches": nb, "rows_per_batch": rows // nb})
         _depth_facts(out, "growth.vp.depth", depths, rec)
 
         ks = sorted(p["growth_in_features"])
@@ -377,13 +372,13 @@ def _growth(ctx: CaseContext, out: CaseOutput) -> None:
             conv_err.append(float((yc - ref).abs().max()))
             diff.append(float((yl - yc).abs().max()))
             bound.append(float(2 * b.max()))
-        out.add_line_plot("growth_k", f"Max error vs in_features K (one layer, {shape})", "K (in_features)",
-                          "max |error|", [
+        out.add_line_plot("growth_k", series=[
                               {"label": "Linear vs fp64", "x": ks, "y": lin_err, "style": ""},
                               {"label": "Conv1d vs fp64", "x": ks, "y": conv_err, "style": ""},
                               {"label": "Linear vs Conv1d", "x": ks, "y": diff, "style": ""},
                               {"label": "bound (2·γ_{K+1}·max(|x|ᵀ|w|+|b|))", "x": ks, "y": bound,
-                               "style": "bound"}], xscale="log", yscale="log")
+                               "style": "bound"}], xscale="log", yscale="log",
+                          meta={"batches": nb, "rows_per_batch": rows // nb})
         out.fact("growth.k.diff_max_over_bound", max(d / b for d, b in zip(diff, bound) if b > 0))
         out.fact("growth.k.spearman", _spearman(ks, diff))
 

@@ -212,20 +212,16 @@ def _published_table(out: CaseOutput) -> None:
             ["bias gradient: shared vs repeated, summed", f["published.grad.bias_shared_vs_summed.bitwise_equal"],
              f["published.grad.bias_shared_vs_summed.max_abs"],
              f["published.grad.bias_shared_vs_summed.max_normalised"]]]
-    out.add_table("The published example", ["comparison", "bitwise equal", "max |Δ|", "max |Δ| / bound"], rows,
+    # the note stays here: which sentence it says depends on the measured values
+    out.add_table(id="published", rows=rows,
                   note="conv(x) = " + ", ".join(f"{v:.4f}" for v in f["published.conv_x"]) +
                        (" (as the question printed)" if f["published.conv_x_matches_post"] else
                         " (the question printed " + ", ".join(f"{v:.4f}" for v in _POST_PRINTED) + ")") +
                        ". Bounds: 2·γ_10·(|x|·|w| + |b|) for the forward, 2·γ_(n+1)·Σ|∂L/∂y||x| for the gradients.")
-    out.add_table("Averaging the repeated weights after one step, on the published example",
-                  ["optimizer", "max |averaged − shared step|", "max |shared step|", "ratio"],
-                  [[opt.upper(), f[f"published.step.{opt}.averaged_minus_shared_max_abs"],
+    out.add_table(id="published_step",
+                  rows=[[opt.upper(), f[f"published.step.{opt}.averaged_minus_shared_max_abs"],
                     f[f"published.step.{opt}.shared_step_max_abs"], f[f"published.step.{opt}.averaged_off"]]
-                   for opt in ("sgd", "adam")],
-                  note="One step from kernel's values with the published loss .mean(). With SGD the averaged step "
-                       "is the mean of the per-copy gradients, 1/C of the shared kernel's summed one. One Adam step "
-                       "moves every weight by about lr·sign(gradient), the same for the average of the copies "
-                       "wherever the copies' gradients share a sign (here every input is positive).")
+                        for opt in ("sgd", "adam")])
 
 
 # ----------------------------------------------------------------------------------------------- the three sides
@@ -404,15 +400,11 @@ def _training(ctx: CaseContext, out: CaseOutput) -> None:
         ctx.progress(f"training with {opt}")
         rec = _train(ctx, opt, lr)
         steps = list(range(1, p["train_steps"] + 1))
-        out.add_line_plot(f"train_{opt}", f"{opt.upper()} lr={lr:g}: distance of the kernel from the float64 "
-                          "shared-kernel trajectory", "step", "‖w − w_fp64‖ / ‖w_fp64 − w₀‖",
-                          [{"label": label, "x": [s for s, v in zip(steps, rec[f'{a}.err']) if v > 0],
+        out.add_line_plot(f"train_{opt}", meta={"optimizer": opt.upper(), "lr": lr},
+                          series=[{"label": label, "x": [s for s, v in zip(steps, rec[f'{a}.err']) if v > 0],
                             "y": [float(v) for v in rec[f"{a}.err"] if v > 0],
                             "style": "dashed" if a == "summed" else ""}
-                           for a, label in _APPROACHES.items()], xscale="log", yscale="log",
-                          note="Relative to how far the exact trajectory has moved from the start; exact zeros "
-                               "are left out of the log axis. (b) is dashed: where it hides (a), the two "
-                               "trajectories are the same.")
+                           for a, label in _APPROACHES.items()], xscale="log", yscale="log")
         for k in report:
             i = k - 1
             row = [f"{opt.upper()} lr={lr:g}", k]
@@ -429,14 +421,7 @@ def _training(ctx: CaseContext, out: CaseOutput) -> None:
                  float(rec["averaged.loss"][last] / rec["shared.loss"][last]) if rec["shared.loss"][last] > 0
                  else None)
     out.fact("train.channels", p["channels"])
-    out.add_table("Training the shared kernel: distance from the float64 trajectory after k steps",
-                  ["optimizer", "k", *(f"{label}" for label in _APPROACHES.values()), "loss (float64)",
-                   "loss (a)", "loss (averaged)"], rows,
-                  note=f"Distances are ‖w − w_fp64‖ / ‖w_fp64 − w₀‖ after k steps on one fixed batch "
-                       f"({p['train_batch']}, {p['channels']}, {p['train_size']}, {p['train_size']}) whose target "
-                       "comes from a known kernel. (a) and (b)-summed should sit at rounding level; averaging "
-                       f"the copies makes an SGD step {p['channels']}× too small (C = {p['channels']} channels) and "
-                       "replaces Adam's step by the mean of per-copy Adam steps.")
+    out.add_table(id="train", rows=rows)
 
 
 # ----------------------------------------------------------------------------------------------- timing

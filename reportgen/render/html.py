@@ -232,7 +232,11 @@ def render_html(data: dict[str, Any], template: str = "report.html.j2") -> str:
     from reportgen.render.pdf import soft_breaks  # pdf imports this module: imported here, not at the top
 
     css = Markup((templates_dir() / "report.css").read_text(encoding="utf-8"))  # our own file, not data
-    page = env.get_template(template).render(run=data, svgs=_svgs(data), embedded=embedded_json(data), css=css)
+    # Titles, labels and notes from today's views (reportgen.render.views); the page embeds the archive as stored.
+    from reportgen.render.views import apply_views
+
+    shown = apply_views(data)
+    page = env.get_template(template).render(run=shown, svgs=_svgs(shown), embedded=embedded_json(data), css=css)
     # Long tokens (result ids, kernel names, paths) get <wbr> at their separators so table cells wrap there;
     # "overflow-wrap: anywhere" wrapped every word mid-letter once a column was narrow ("conv1d_semantic|s").
     return soft_breaks(page, joiner="<wbr>")
