@@ -86,6 +86,13 @@ def test_pair_same_function_reads_one_function(pair_data):
             "(one function).") in md
 
 
+def test_pair_that_errored_says_so(pair_data):
+    data = copy.deepcopy(pair_data)
+    case = _case(data)
+    case.update(status="error", reason="RuntimeError: boom", comparisons=[], facts={})
+    assert "a (" + esc(HOSTILE, 80) + ") vs b (tanh): **error**." in render_markdown(data)
+
+
 def test_hostile_label_is_inert_and_keeps_the_table_shape(pair_data):
     md = render_markdown(pair_data)
     assert "<script>" not in md and "&lt;script&gt;alert(1)&lt;/script&gt;\\|\\`x\\`" in md
@@ -137,7 +144,9 @@ def test_hostile_snippet_cannot_close_its_fence_or_the_details(published_data):
     pub = _case(data)["extra"]["published"]
     pub["snippet"] = "x = 1\n```\n</details>\n<script>alert(1)</script>\n````\ny = 2"
     pub["title"] = HOSTILE
+    pub["printed"] = "\x1b[31mred\x1b[0m\n"
     md = render_markdown(data)
+    assert "\x1b" not in md and "```\n[31mred[0m\n```" in md
     # the fence is longer than any backtick run inside, so the snippet stays code, verbatim
     assert "`````python\n" + pub["snippet"] + "\n`````\n" in md
     summary = next(ln for ln in md.splitlines() if ln.startswith("<details><summary>shared"))

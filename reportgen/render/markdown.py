@@ -230,6 +230,8 @@ def _pair_lines(case: dict[str, Any]) -> list[str]:
     text = f"a ({esc(pair.get('a', '?'), 80)}) vs b ({esc(pair.get('b', '?'), 80)})"
     verdict = facts.get("verdict") or worst_verdict([x.get("verdict") for x in case.get("comparisons", [])
                                                      if isinstance(x, dict)])
+    if not verdict and case.get("status") not in (None, "ok"):
+        verdict = case.get("status")  # e.g. error: the pair never produced a verdict
     text += f": {verdict_md(verdict) if verdict else 'no verdict'}"
     if facts.get("worse_side") in ("a", "b"):
         text += f"; farther from the reference: {facts['worse_side']}"
@@ -387,10 +389,14 @@ def _html_text(value: Any, limit: int = 200) -> str:
     return html.escape(text, quote=True)
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
 def _fenced(text: str, limit: int, lang: str = "") -> list[str]:
     """``text`` verbatim in a fenced code block that it cannot close: the fence is longer than any run of
     backticks in it. Cut at a line boundary to ``limit`` characters, the cut said below the block."""
     body = str(text).replace("\r\n", "\n").replace("\r", "\n").rstrip("\n")
+    body = _CONTROL.sub("", body)  # terminal escapes in what a script printed: not for a ticket
     total = len(body)
     if total > limit:
         body = body[:limit].rsplit("\n", 1)[0] if "\n" in body[:limit] else body[:limit]
