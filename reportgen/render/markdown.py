@@ -9,12 +9,13 @@ always has the rest.
 
 from __future__ import annotations
 
+import html
 import re
 from typing import Any, Callable, Iterable
 
 from reportgen.claims import NOT_MEASURABLE
 from reportgen.render.html import (RERENDER_COMMAND, comparison_label, comparison_note, fmt_duration, fmt_field, fmt_num,
-                                   robustness_note, worst_verdict)
+                                   is_http_url, robustness_note, worst_verdict)
 
 GITHUB_LIMIT = 65_000  # GitHub rejects comments/issue bodies over 65,536 characters; keep a margin
 _CELL_MAX = 240  # characters of free text (reasons, claim texts) in one table cell
@@ -69,11 +70,28 @@ def _header(run: dict[str, Any]) -> list[str]:
              f"torch {env.get('torch', {}).get('version', '?')}",
              ", ".join(gpus) if gpus else f"no CUDA ({cuda.get('reason', 'unavailable')})",
              f"{env.get('settings', {}).get('num_threads', '?')} CPU threads"]
+    launch = _launch_text(env.get("launch"))
+    if launch:
+        where.append(launch)
     return [f"## reportgen: suite {code(run['suite'].get('name', '?'))}, run {code(run.get('run_id', '?'))}", "",
             f"Status **{esc(run.get('status', '?'))}** · reportgen {esc(run.get('tool_version', '?'))} · "
             f"schema {esc(run.get('schema_version', '?'))} · started {esc(run.get('started'))} · "
             f"finished {esc(run.get('finished') or '–')}  ",
             " · ".join(esc(w) for w in where), ""]
+
+
+def _launch_text(launch: Any) -> str:
+    """"rank 1 of 4 (torchrun, local rank 1, node 0, host gpu-3)" when the run is one rank of a launch, else "":
+    a process alone (launcher none, world of one) and archives from before launches were recorded say nothing."""
+    if not isinstance(launch, dict) or launch.get("launcher") in (None, "none"):
+        return ""
+    world = launch.get("world_size")
+    if not isinstance(world, int) or isinstance(world, bool) or world < 2:
+        return ""
+    where = [str(launch.get("launcher"))] + [f"{word} {launch[key]}" for key, word in
+                                             (("local_rank", "local rank"), ("node_rank", "node"), ("host", "host"))
+                                             if launch.get(key) is not None]
+    return f"rank {launch.get('rank', '?')} of {world} ({', '.join(where)})"
 
 
 def _counts(values: Iterable[str]) -> str:
@@ -165,11 +183,80 @@ def _note(c: dict[str, Any]) -> str:
     return f" ({note})" if note else ""
 
 
+_COMPARISON_HEADER = ["comparison", "verdict", "max abs", "max abs/bound", "max ULP", "bitwise equal"]
+
+
+def _has_min_tol(comps: list[dict[str, Any]]) -> bool:
+    # archives from before minimum tolerances existed lack the keys: their table keeps its old columns
+    return any(c.get("min_atol") is not None or c.get("min_rtol") is not None for c in comps)
+
+
+def _min_tol(c: dict[str, Any]) -> str:
+    if c.get("min_atol") is None and c.get("min_rtol") is None:
+        return "–"
+    return esc(f"{fmt_num(c.get('min_rtol'))} / {fmt_num(c.get('min_atol'))}")
+
+
 def _comparison_rows(comps: list[dict[str, Any]]) -> list[list[str]]:
+    tol = _has_min_tol(comps)
     return [[esc(comparison_label(c)), verdict_md(c.get("verdict")) + _note(c), esc(fmt_num(c.get("max_abs"))),
              esc(fmt_num(c.get("max_normalised"))), esc(fmt_num(c.get("max_ulp"))),
              esc(fmt_num(100 * c["bitwise_equal_fraction"]) + " %"
-                 if isinstance(c.get("bitwise_equal_fraction"), (int, float)) else "–")] for c in comps]
+                 if isinstance(c.get("bitwise_equal_fraction"), (int, float)) else "–")]
+            + ([_min_tol(c)] if tol else []) for c in comps]
+
+
+def _comparison_table(comps: list[dict[str, Any]]) -> list[str]:
+    header = _COMPARISON_HEADER + (["min rtol / atol"] if _has_min_tol(comps) else [])
+    lines = _table(header, _comparison_rows(comps))
+    # The relative rule's statement once under the table (it names its factor), not in every row's note.
+    rules = list(dict.fromkeys(str(c.get("bound_desc")) for c in comps
+                               if c.get("rule") == "relative" and c.get("bound_desc")))
+    notes = [f"_{esc(r, 400)}._" for r in rules]
+    if _has_min_tol(comps):
+        notes.append("_min rtol / atol: the smallest rtol (atol 0) and atol (rtol 0) torch.testing.assert_close "
+                     "would pass with._")
+    return lines + ([""] + notes if notes else [])
+
+
+def _pair_lines(case: dict[str, Any]) -> list[str]:
+    """A ``kind: pair`` result in one line, then the code that ran on each side: "a (eager) vs b (compiled):
+    within rounding; farther from the reference: a; the float64 reruns agree to 5e-16 (one function)"."""
+    extra = case.get("extra") if isinstance(case.get("extra"), dict) else {}
+    pair = extra.get("pair")
+    if not isinstance(pair, dict):
+        return []
+    facts = case.get("facts") if isinstance(case.get("facts"), dict) else {}
+    text = f"a ({esc(pair.get('a', '?'), 80)}) vs b ({esc(pair.get('b', '?'), 80)})"
+    verdict = facts.get("verdict") or worst_verdict([x.get("verdict") for x in case.get("comparisons", [])
+                                                     if isinstance(x, dict)])
+    if not verdict and case.get("status") not in (None, "ok"):
+        verdict = case.get("status")  # e.g. error: the pair never produced a verdict
+    text += f": {verdict_md(verdict) if verdict else 'no verdict'}"
+    if facts.get("worse_side") in ("a", "b"):
+        text += f"; farther from the reference: {facts['worse_side']}"
+    twins, same = facts.get("reference.twins_max_rel"), facts.get("reference.same_function")
+    if isinstance(twins, (int, float)) and not isinstance(twins, bool):
+        if same is False:
+            text += f"; the float64 reruns differ by {esc(fmt_num(float(twins)))} (relative): **not the same function**"
+        else:
+            text += f"; the float64 reruns agree to {esc(fmt_num(float(twins)))}" + (" (one function)" if same else "")
+    elif pair.get("reference") == "none":
+        text += "; no reference: a and b compared with each other only"
+    lines = [text + ".", ""]
+    prov = pair.get("provenance") if isinstance(pair.get("provenance"), dict) else {}
+    # a, b first, then inputs/reference/bound in a fixed order: the same text from a run or from results.json
+    keys = [k for k in ("a", "b", "inputs", "reference", "bound") if k in prov] + sorted(
+        k for k in prov if k not in ("a", "b", "inputs", "reference", "bound"))
+    rows = []
+    for key in keys:
+        p = prov[key] if isinstance(prov[key], dict) else {}
+        sha = p.get("sha256")
+        rows.append(f"- {esc(key, 40)}: {code(p.get('name') or '?', 160)}"
+                    + (f", sha256 {code(str(sha)[:16], 20)}" if sha else ", sha256 –"))
+    if rows:
+        lines += ["Code that ran:", ""] + rows + [""]
+    return lines
 
 
 def _timing_rows(timings: list[dict[str, Any]]) -> list[list[str]]:
@@ -194,13 +281,12 @@ def _key_numbers(run: dict[str, Any], level: int) -> list[str]:
         if level == 1 and comps:
             comps = [max(comps, key=lambda x: (x.get("verdict") == "out of bound",
                                                _as_float(x.get("max_normalised"))))]
-        why = _why_lines(c) if level == 0 else []
+        why = _pair_lines(c) + (_why_lines(c) if level == 0 else [])
         if not comps and not timings and not why:
             continue
         lines += [f"#### {esc(c.get('id'))}", ""] + why
         if comps:
-            lines += _table(["comparison", "verdict", "max abs", "max abs/bound", "max ULP", "bitwise equal"],
-                            _comparison_rows(comps)) + [""]
+            lines += _comparison_table(comps) + [""]
         if timings:
             lines += _table(["timing", "side", "median", "IQR/median", "samples × calls", "threads", "of roofline"],
                             _timing_rows(timings)) + [""]
@@ -293,6 +379,83 @@ def _environment(run: dict[str, Any], level: int) -> list[str]:
             + ["", "</details>", ""])
 
 
+_SNIPPET_MAX = (4000, 1500)  # characters of a published snippet at level 0, 1 (report.html has all of it)
+_PRINTED_MAX = 1500  # characters of what it printed (level 0 only)
+
+
+def _html_text(value: Any, limit: int = 200) -> str:
+    # For a <summary>: an HTML block, where Markdown is not parsed, so HTML escaping, not backslashes
+    text = " ".join(str(value).split())
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return html.escape(text, quote=True)
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def _fenced(text: str, limit: int, lang: str = "") -> list[str]:
+    """``text`` verbatim in a fenced code block that it cannot close: the fence is longer than any run of
+    backticks in it. Cut at a line boundary to ``limit`` characters, the cut said below the block."""
+    body = str(text).replace("\r\n", "\n").replace("\r", "\n").rstrip("\n")
+    body = _CONTROL.sub("", body)  # terminal escapes in what a script printed: not for a ticket
+    total = len(body)
+    if total > limit:
+        body = body[:limit].rsplit("\n", 1)[0] if "\n" in body[:limit] else body[:limit]
+    runs = [len(m) for m in re.findall(r"`+", body)]
+    fence = "`" * max(3, max(runs, default=0) + 1)
+    lines = [fence + lang] + body.split("\n") + [fence]
+    if total > len(body):
+        lines += ["", f"_Cut at {len(body)} of {total} characters; report.html has all of it._"]
+    return lines
+
+
+def _items(values: Any, cap: int = 20) -> list[str]:
+    items = [v for v in values if v is not None] if isinstance(values, list) else []
+    shown, left = _capped(items, cap)
+    return [f"- {esc(v, 600)}" for v in shown] + ([f"- _… {left} more in report.html_"] if left else [])
+
+
+def _published_block(case: dict[str, Any], level: int) -> list[str]:
+    """The source's code a result ran as published, folded: the snippet, the edits made to run it here, where
+    the case's variants depart from it, the source (linked only when http(s))."""
+    extra = case.get("extra") if isinstance(case.get("extra"), dict) else {}
+    pub = extra.get("published")
+    if not isinstance(pub, dict):
+        return []
+    title = pub.get("title") or "published code"
+    lines = [f"<details><summary>{_html_text(case.get('id'), 120)}: the published code it ran "
+             f"({_html_text(title, 160)})</summary>", ""]
+    source = pub.get("source")
+    if source:
+        link = is_http_url(source) and _URL.fullmatch(str(source))
+        lines += [f"Source: {source if link else esc(source, 300)}", ""]
+    lines += _fenced(str(pub.get("snippet") or ""), _SNIPPET_MAX[min(level, 1)], "python") + [""]
+    edits = _items(pub.get("edits"))
+    lines += (["Changed to run it here:", ""] + edits if edits else ["Run verbatim (no edits)."]) + [""]
+    departures = _items(pub.get("departures"))
+    if departures:
+        lines += ["Where the case's variants depart from it:", ""] + departures + [""]
+    if level == 0 and pub.get("printed"):
+        lines += ["What it printed:", ""] + _fenced(str(pub["printed"]), _PRINTED_MAX) + [""]
+    return lines + ["</details>", ""]
+
+
+def _published(run: dict[str, Any], level: int, cap: int | None) -> list[str]:
+    cases = [c for c in run.get("cases", []) if isinstance(c, dict)
+             and isinstance(c.get("extra"), dict) and isinstance(c["extra"].get("published"), dict)]
+    if not cases:
+        return []
+    if level >= 2:
+        return ["### Published code", "", f"_The published code {len(cases)} result(s) ran is left out to keep "
+                                          "this summary short; see report.html._", ""]
+    shown, left = _capped(cases, cap)
+    lines = ["### Published code", ""] + [line for c in shown for line in _published_block(c, level)]
+    if left:
+        lines += [f"_{left} more results ran published code; see report.html._", ""]
+    return lines
+
+
 def _footer(run: dict[str, Any]) -> list[str]:
     return ["---", f"_Summary by reportgen {esc(run.get('tool_version', '?'))} from results.json (schema "
                    f"{esc(run.get('schema_version', '?'))}). **Attach report.html** for the rest: plots, every "
@@ -303,7 +466,8 @@ def _footer(run: dict[str, Any]) -> list[str]:
 def _compose(run: dict[str, Any], level: int, cap: int | None) -> str:
     parts: list[Callable[[], list[str]]] = [
         lambda: _header(run), lambda: _verdicts(run, cap), lambda: _claims(run, cap),
-        lambda: _key_numbers(run, level), lambda: _environment(run, level), lambda: _footer(run)]
+        lambda: _key_numbers(run, level), lambda: _published(run, level, cap), lambda: _environment(run, level),
+        lambda: _footer(run)]
     return "\n".join(line for part in parts for line in part())
 
 
