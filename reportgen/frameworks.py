@@ -37,7 +37,7 @@ from reportgen.errors import UsageError
 Progress = Callable[[str], None]
 
 # The probe's own environment rules (reportgen/probes): reportgen's PYTHONPATH must not leak into the new venv.
-_DROP_ENV = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONSAFEPATH")
+from reportgen.probes import _DROP_ENV  # noqa: E402  (one list for the probes and the installs)
 _TAIL_LINES = 30
 
 

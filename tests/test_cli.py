@@ -47,8 +47,11 @@ def test_failing_case_recorded_as_error_and_run_continues(tiny_run):
 def test_html_is_self_contained_escaped_and_embeds_results(tiny_run):
     _, run_dir = tiny_run
     page = (run_dir / "report.html").read_text()
-    # no external reference: no src/href to another host, no stylesheet or script loaded from anywhere
-    assert not re.search(r'(?:src|href)\s*=\s*["\']?(?:https?:)?//', page)
+    # no external resource: nothing loaded from another host (src), no stylesheet or script; the only links out
+    # are the sources a reader may follow (claims, published code), plain <a> with rel="noreferrer"
+    assert not re.search(r'src\s*=\s*["\']?(?:https?:)?//', page)
+    for m in re.finditer(r'<([a-z]+)[^>]*\shref\s*=\s*["\']?(?:https?:)?//[^>]*>', page):
+        assert m.group(1) == "a" and 'rel="noreferrer"' in m.group(0), m.group(0)
     assert "<link" not in page and not re.search(r"<script(?![^>]*application/json)", page)
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)" in page
     assert "<img src=x" not in page
