@@ -112,8 +112,7 @@ class CaseOutput:
         given here is stored too and shown where the registry has no entry (plugins, old archives)."""
         # "views": 1 marks text the view registry may give (older archives reuse ids for other data)
         t: dict[str, Any] = {"id": id, "views": 1} if id else {}
-        if title or not id:
-            t["title"] = title
+        t["title"] = title  # "" with an id: the view's (tests and readers index tables by this key)
         if columns is not None or not id:
             t["columns"] = list(columns or [])
         t["rows"] = rows if rows is not None else []
