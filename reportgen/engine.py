@@ -457,8 +457,9 @@ def run_pair(ctx: Any, out: Any, spec: PairSpec) -> dict[str, Any]:
     outputs = list(ya)
     multi = len(outputs) > 1
     comparisons: dict[str, Comparison] = {}
+    bounds: dict[str, Any] = {}  # per output: the user's bound callable runs once, reused by the determinism check
     for name in outputs:
-        bound = _bound(spec, x64, name, ref.get(name) if ref else None)
+        bound = bounds[name] = _bound(spec, x64, name, ref.get(name) if ref else None)
         sides = [SideOutput("a", la, ya[name].detach(), bound), SideOutput("b", lb, yb[name].detach(), bound)]
         group = f"fwd.{name}" if multi else "fwd"
         got = judge(out, group, sides, ref.get(name) if ref else None, desc=_bound_desc(spec, bound),
@@ -486,7 +487,7 @@ def run_pair(ctx: Any, out: Any, spec: PairSpec) -> dict[str, Any]:
             return lambda: _cat(flatten(fn(*[x.detach() if isinstance(x, torch.Tensor) else x for x in xs]),
                                         "side"))
         bound_cat = None
-        b0 = _bound(spec, x64, first, ref.get(first) if ref else None)
+        b0 = bounds[first]
         if b0 is not None and not multi:
             bound_cat = torch.as_tensor(b0, dtype=torch.float64).expand(ya[first].shape) * ctx.bound_factor
         out.explain(ctx, {la: side_fn(a, inputs), lb: side_fn(b, inputs)}, bound_cat)

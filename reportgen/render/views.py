@@ -158,32 +158,34 @@ def register(kind: str, item_id: str, view: PlotView | TableView) -> None:
 
 _DEPTH_COLUMNS = None  # the depth tables keep their headings in the case: one column exists only where computed
 
+# each depth plot and the table of its numbers carry one title
+_DEPTH_TITLE = ("Growth with depth, the stack the answer implies (default init, input ({batch}, {length}, "
+                "{in_features}))")
+_DEPTH_VP_TITLE = ("Variant: growth with depth, variance-preserving init (width-{growth_width} layers, {batches} × "
+                   "{rows_per_batch} rows)")
+
 _BUNDLED: dict[tuple[str, str], PlotView | TableView] = {
     # linear_vs_conv1d --------------------------------------------------------------------------------------------
     ("linear_vs_conv1d", "diff_hist"): PlotView(
         title="Linear − Conv1d: distribution of log₁₀|Δ| (exact zeros counted apart)",
         xlabel="log₁₀ |Linear − Conv1d|"),
     ("linear_vs_conv1d", "growth_depth"): PlotView(
-        title="Growth with depth, the stack the answer implies (default init, input ({batch}, {length}, "
-              "{in_features}))",
+        title=_DEPTH_TITLE,
         xlabel="depth L (layers)", ylabel="max |error|",
         note="Each layer nn's default initialisation under the seed, the Linear given the Conv1d's parameters as "
              "in the answer's code. With this init the outputs shrink with depth (gain about 1/√3 per layer), and "
              "the absolute difference with them: read it also relative to the output's magnitude."),
     ("linear_vs_conv1d", "growth_depth_table"): TableView(
-        title="Growth with depth, the stack the answer implies (default init, input ({batch}, {length}, "
-              "{in_features}))",
+        title=_DEPTH_TITLE,
         columns=_DEPTH_COLUMNS),
     ("linear_vs_conv1d", "growth_depth_vp"): PlotView(
-        title="Variant: growth with depth, variance-preserving init (width-{growth_width} layers, {batches} × "
-              "{rows_per_batch} rows)",
+        title=_DEPTH_VP_TITLE,
         xlabel="depth L (layers)", ylabel="max |error|",
         note="Not the answer's stack: U(-√(3/w), √(3/w)) weights keep the activations' magnitude, so depth changes "
              "the number of roundings only. The rigorous bound compounds |W| at every layer and soon says nothing; "
              "the accumulated per-layer rounding is the scale to read the differences against."),
     ("linear_vs_conv1d", "growth_depth_vp_table"): TableView(
-        title="Variant: growth with depth, variance-preserving init (width-{growth_width} layers, {batches} × "
-              "{rows_per_batch} rows)",
+        title=_DEPTH_VP_TITLE,
         columns=_DEPTH_COLUMNS),
     ("linear_vs_conv1d", "growth_k"): PlotView(
         title="Max error vs in_features K (one layer, {batches} × {rows_per_batch} rows)",
