@@ -142,12 +142,19 @@ def test_init_claim_flips(cpu_ctx, suite):
     pytest.importorskip("scipy")
     spec = _spec("torch-conv1d-bias-and-uniform-init", suite)
     facts = {"init.bias_present_by_default": True, "init.weight.fits_uniform": True, "init.bias.fits_uniform": True,
-             "init.all_fit_uniform": True, "init.control_wrong_k.rejected": True}
+             "init.all_fit_uniform": True, "init.control_wrong_k.rejected": True,
+             # the page's own example-1 module, as published
+             "published.init.bias_present_by_default": True, "published.init.weight.fits_uniform": True,
+             "published.init.bias.fits_uniform": True, "published.init.control_wrong_k.weight.rejected": True}
     assert _verdict(spec, facts) == "holds"
     # a KS test too weak to reject a range 10 % too wide says nothing by "fits": not measurable, not "holds"
     assert _verdict(spec, {**facts, "init.control_wrong_k.rejected": False}) == "not measurable here"
+    assert _verdict(spec, {**facts, "published.init.control_wrong_k.weight.rejected": False}) == "not measurable here"
     assert _verdict(spec, {**facts, "init.bias_present_by_default": False}) == "does not hold"
     assert _verdict(spec, {**facts, "init.weight.fits_uniform": False}) == "does not hold"
+    # judged on the published module first: its weights rejected flips the claim though the pooled variant fits
+    assert _verdict(spec, {**facts, "published.init.weight.fits_uniform": False}) == "does not hold"
+    assert _verdict(spec, {**facts, "published.init.bias_present_by_default": False}) == "does not hold"
     assert _verdict(spec, {"init.bias_present_by_default": True}) == "not measurable here"  # no scipy: no KS facts
     # and the real tiny run produces every fact the rule reads
     real = _run(cpu_ctx).facts
@@ -188,3 +195,30 @@ def test_global_rng_seeds_then_restores_the_global_generator():
     torch.manual_seed(7)
     assert torch.equal(inside, torch.rand(3))  # seed + offset
 
+
+
+def test_the_pages_pytorch_examples_run_as_published(cpu_ctx):
+    """The page's four PyTorch halves run as text: each prints the shape the page says, and example 1's module is
+    the one whose default initialisation is tested (120 * 240 * 4 weights, 240 biases)."""
+    pytest.importorskip("scipy")
+    out = _run(cpu_ctx)
+    f = out.facts
+    says = {1: "(1, 240, 637)", 2: "(1, 240, 639)", 3: "(1, 240, 639)", 4: "(1, 240, 637)"}
+    for i, shape in says.items():
+        assert f[f"published.example{i}.page_says"] == shape
+        assert f[f"published.example{i}.printed"] == shape and f[f"published.example{i}.matches_page"] is True
+    assert f["published.examples_match_page"] is True
+    assert f["published.init.weight.n"] == 120 * 240 * 4 and f["published.init.bias.n"] == 240
+    assert f["published.init.k"] == 1 / (120 * 4)
+    assert f["published.init.control_wrong_k.weight.rejected"] is True  # 115,200 samples: the test has power
+    sec = out.extra["published"]
+    assert "net = torch.nn.Conv1d(120, 240, 4, padding=1, padding_mode='reflect')" in sec["snippet"]
+    assert "example 3 (PyTorch): (1, 240, 639)" in sec["printed"] and sec["departures"]
+
+
+def test_page_says_reads_the_comment_under_print():
+    from reportgen.cases import _mindspore_page as page
+
+    assert page.page_says("x = 1\nprint(output)\n# (1, 2, 3)\n") == "(1, 2, 3)"
+    with pytest.raises(ValueError):
+        page.page_says("print(output)\n")

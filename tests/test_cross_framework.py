@@ -16,6 +16,7 @@ import torch
 
 from reportgen import cases as registry
 from reportgen.cases import CaseContext
+from reportgen.cases import _mindspore_page as page
 from reportgen.cases.conv1d_cross_framework import (even_symmetric, odd_extra_side, split_from_onehot,
                                                     torch_same_splits)
 from reportgen.claims import FAILS, HOLDS, NOT_MEASURABLE, evaluate_claim
@@ -26,8 +27,7 @@ from reportgen.suite import load_suite
 REPO = Path(__file__).resolve().parents[1]
 SMALL = {"batch": 1, "in_channels": 3, "out_channels": 4, "length": 16,
          "same_configs": [[2, 1], [3, 1], [4, 1], [2, 3]],
-         "same_length": 10, "init_in_channels": 4, "init_out_channels": 64, "example_in": 6, "example_out": 8,
-         "example_length": 32, "timeout_s": 120.0}
+         "same_length": 10, "init_in_channels": 4, "init_out_channels": 64, "timeout_s": 120.0}
 
 
 def interpreter(env_var: str, venv: str, name: str) -> str | None:
@@ -116,12 +116,9 @@ def test_torch_same_puts_the_odd_element_on_the_right():
 # ------------------------------------------------------------------------------------------- without frameworks
 
 
-PAGE_EXAMPLE = {"example_in": 120, "example_out": 240, "example_length": 640}  # the page's literal shapes
-
-
 @pytest.fixture(scope="module")
 def unconfigured() -> CaseResult:
-    return run_case({}, **PAGE_EXAMPLE)
+    return run_case({})
 
 
 def test_without_frameworks_the_case_succeeds_with_clear_skips(unconfigured):
@@ -144,10 +141,23 @@ def test_without_frameworks_the_claims_are_not_measurable(unconfigured):
     assert set(verdicts(unconfigured, "quick").values()) == {NOT_MEASURABLE}
 
 
-def test_example_claims_read_the_measured_shapes():
-    # At other sizes than the page's, the torch half of an example claim is measured false: the rule can fail.
-    result = run_case({}, example_in=6, example_out=8, example_length=32)
-    assert result.facts["torch.example1.shape"] == "1x8x29"
+def test_example_claims_read_the_published_run(unconfigured, monkeypatch):
+    # The page's PyTorch halves run as text and print what the page says they print ...
+    f = unconfigured.facts
+    for i, shape in enumerate(("(1, 240, 637)", "(1, 240, 639)", "(1, 240, 639)", "(1, 240, 637)"), 1):
+        assert f[f"torch.published.example{i}.printed"] == f[f"torch.published.example{i}.page_says"] == shape
+        assert f[f"torch.published.example{i}.matches_page"] is True
+    section = unconfigured.extra["published"]
+    assert "nn.Pad(paddings=((0,0),(1,1),(1,1)), mode=\"REFLECT\")" in section["snippet"]  # the MindSpore halves too
+    assert "example 1 (MindSpore): skipped: not configured" in section["printed"]
+    # ... and the claim follows what they print: a page whose comment disagrees with the code fails the claim
+    from reportgen.cases import _mindspore_page as page
+    torch_half, ms_half = page.EXAMPLES[0]
+    monkeypatch.setattr(page, "EXAMPLES", ((torch_half.replace("# (1, 240, 637)", "# (1, 240, 640)"), ms_half),
+                                           *page.EXAMPLES[1:]))
+    result = run_case({})
+    assert result.facts["torch.published.example1.printed"] == "(1, 240, 637)"
+    assert result.facts["torch.published.example1.matches_page"] is False
     assert verdicts(result)["ms-example1-valid-with-bias-shape"] == FAILS
 
 
@@ -262,15 +272,18 @@ def test_real_mindspore_probe_directly():
     # The protocol end to end with the shipped script, without the case around it.
     rng = np.random.default_rng(0)
     params = {"in_channels": 2, "out_channels": 3, "kernel_size": 3, "length": 8, "same_length": 6,
-              "same_configs": [[2, 1]], "pad": 1, "example_in": 2, "example_out": 2, "example_kernel": 3,
-              "example_length": 8, "init_in_channels": 2, "init_out_channels": 4, "init_kernel_size": 3, "seed": 0}
+              "same_configs": [[2, 1]], "pad": 1, "init_in_channels": 2, "init_out_channels": 4,
+              "init_kernel_size": 3, "seed": 0, "published_ms": [ms for _, ms in page.EXAMPLES]}
     inputs = {"x": rng.standard_normal((1, 2, 8)).astype(np.float32),
               "w": rng.standard_normal((3, 2, 3)).astype(np.float32), "b": np.zeros(3, np.float32)}
     res = run_probe("mindspore", MS_PY, "mindspore_conv1d", params=params, inputs=inputs, timeout_s=120,
                     expect_outputs=["y_valid", "y_pad", "y_same", "same_k2_d1"])
     assert res.ok, res.reason
     assert res.outputs["y_valid"].shape == (1, 3, 6) and res.outputs["y_pad"].shape == (1, 3, 8)
-    assert res.facts["ms.example2.shape"] == "1x2x8"
+    # the page's MindSpore halves, run as published: what they print, and example 3's channel-padded input
+    assert res.facts["ms.published.example2.printed"] == "(1, 240, 639)"
+    assert res.facts["ms.published.example3.printed"] == "(1, 240, 639)"
+    assert res.facts["ms.published.example3.padded_shape"] == "1x122x642"
 
 
 def rule_facts(rule: dict) -> set[str]:

@@ -24,6 +24,7 @@ from torch import nn
 
 from reportgen.facts import (ANY, FactSpec, schema)
 from reportgen.cases import CaseContext, CaseOutput, CaseSkipped, register
+from reportgen.cases import _mindspore_page as page
 from reportgen.errors import UsageError
 from reportgen.measure.numerics import compare, conv1d_bound
 from reportgen.measure.settings import applied_settings
@@ -44,10 +45,6 @@ DEFAULTS: dict[str, Any] = {
     "init_out_channels": 256,
     "init_kernel_size": 4,
     "alpha": 0.01,
-    "example_in": 120,
-    "example_out": 240,
-    "example_length": 640,
-    "example_kernel": 4,
     "timeout_s": 180.0,
 }
 
@@ -182,7 +179,7 @@ def torch_facts(ctx: CaseContext, out: CaseOutput) -> dict[str, Any]:
     out.fact("torch.default_output_length", int(conv(torch.ones(1, p["in_channels"], length)).shape[-1]))
     out.fact("torch.default_pads_input", out.facts["torch.default_output_length"] > length - (p["kernel_size"] - 1))
     _torch_padding_modes(out)
-    _torch_examples(p, out)
+    _torch_examples(ctx, out)
     with ctx.global_rng():  # default init draws from the global RNG: seed it, then restore
         init = nn.Conv1d(p["init_in_channels"], p["init_out_channels"], p["init_kernel_size"])
     return {"weight": init.weight.detach().numpy().reshape(-1), "bias": init.bias.detach().numpy().reshape(-1),
@@ -205,22 +202,26 @@ def _torch_padding_modes(out: CaseOutput) -> None:
     out.fact("torch.padding_modes_match_F_pad", all(matches))
 
 
-def _torch_examples(p: dict[str, Any], out: CaseOutput) -> None:
-    cin, cout, k, length = p["example_in"], p["example_out"], p["example_kernel"], p["example_length"]
-    x = torch.ones(1, cin, length)
-    with torch.no_grad():
-        for key, kw in (("example1", {}), ("example2", {"padding": 1, "padding_mode": "zeros"}),
-                        ("example3", {"padding": 1, "padding_mode": "reflect"}), ("example4", {})):
-            out.fact(f"torch.{key}.shape", _shape(nn.Conv1d(cin, cout, k, **kw)(x)))
+def _torch_examples(ctx: CaseContext, out: CaseOutput) -> None:
+    """The page's four code examples, PyTorch halves, run as published (their MindSpore halves run in the probe):
+    what each printed against what the page says it prints."""
+    runs = page.run_torch_examples(ctx.seed)
+    for i, run in enumerate(runs, 1):
+        printed, says = run.printed.strip(), page.page_says(run.published.snippet)
+        out.fact(f"torch.published.example{i}.printed", printed)
+        out.fact(f"torch.published.example{i}.page_says", says)
+        out.fact(f"torch.published.example{i}.matches_page", printed == says)
+    out.extra["published_runs"] = runs  # the section is written once the probe's halves are in (_tables)
 
 
 # ------------------------------------------------------------------------------------------------- probes
 
 def probe_params(p: dict[str, Any], seed: int) -> dict[str, Any]:
     keys = ("in_channels", "out_channels", "kernel_size", "length", "same_length", "same_configs", "pad",
-            "example_in", "example_out", "example_kernel", "example_length", "init_in_channels",
+            "init_in_channels",
             "init_out_channels", "init_kernel_size")
-    return {**{k: p[k] for k in keys}, "seed": seed}
+    # the page's MindSpore halves, as text: the probe runs them as published
+    return {**{k: p[k] for k in keys}, "seed": seed, "published_ms": [ms for _, ms in page.EXAMPLES]}
 
 
 def run_probes(ctx: CaseContext, inp: Inputs) -> dict[str, ProbeResult]:
@@ -331,6 +332,17 @@ FACTS = schema(
     FactSpec("torch.**", ANY), FactSpec("ms.**", ANY), FactSpec("jax.**", ANY),
 )
 
+
+#: where the case's own measurements depart from the page's code examples
+_DEPARTURES = (
+    "the examples print shapes only: the numeric comparisons load PyTorch's weights into MindSpore (and JAX) on "
+    "the case's own random input (params batch, in_channels, out_channels, length, kernel_size) against a "
+    "float64 reference",
+    "reflect: the case pads the length axis only (nn.Pad with ((0, 0), (0, 0), (p, p))); the page's example 3 "
+    "also pads the channel axis",
+    "the 'same' split, defaults, weight loading and initialisation are measured with the case's own probes; the "
+    "page states them without code",
+)
 
 MAX_TIMEOUT_S = 3600.0  # per probe; MindSpore's import takes seconds, a probe that needs an hour is hung
 
@@ -467,9 +479,19 @@ def _tables(ctx: CaseContext, out: CaseOutput, probes: dict[str, ProbeResult], s
                   id="same_padding")
     out.add_table("Default initialisation: Kolmogorov–Smirnov goodness of fit", rows=init_rows, id="init",
                   meta={"seed": ctx.seed})
-    ex_rows = [[key, f.get(f"torch.{key}.shape"), f.get(f"ms.{key}.shape") or ms.skip_text or "not measured"]
-               for key in ("example1", "example2", "example3", "example4")]
+    ex_rows, ms_runs = [], {}
+    for i in range(1, len(page.EXAMPLES) + 1):
+        key = f"example{i}"
+        ms_printed = f.get(f"ms.published.{key}.printed")
+        ms_runs[i] = {"printed": ms_printed, "error": ms.errors.get(f"published.{key}") or ms.skip_text}
+        if ms_printed is not None:
+            out.fact(f"ms.published.{key}.matches_page", ms_printed == f.get(f"torch.published.{key}.page_says"))
+        ex_rows.append([i, f.get(f"torch.published.{key}.page_says"), f.get(f"torch.published.{key}.printed"),
+                        ms_printed or ms.errors.get(f"published.{key}") or ms.skip_text or "not measured"])
     out.add_table(id="examples", rows=ex_rows)
+    runs = out.extra.pop("published_runs", None)
+    if runs:
+        out.extra["published"] = page.section(runs, _DEPARTURES, mindspore=ms_runs)
     out.extra["cross_framework"] = {
         "source": SOURCE,
         "frameworks": [_framework_row("PyTorch", None, f)] + [
@@ -549,9 +571,9 @@ def _notes(out: CaseOutput, p: dict[str, Any], probes: dict[str, ProbeResult]) -
             for name, key in routes.items() if f.get(f"ms.load.{key}_ok") is not None]
     if told:
         out.note("MindSpore, a PyTorch-shaped (out, in, k) weight given as is: " + "; ".join(told) + ".")
-    padded = f.get("ms.example3.padded_shape")
-    if padded and int(padded.split("x")[1]) != p["example_in"]:
+    padded = f.get("ms.published.example3.padded_shape")
+    if padded and int(padded.split("x")[1]) != 120:
         out.note(f"The page's reflect example pads with nn.Pad(((0, 0), (1, 1), (1, 1))): the padded input is "
-                 f"{padded}, so the channel axis grows from {p['example_in']} to {padded.split('x')[1]} and the "
+                 f"{padded}, so the channel axis grows from 120 to {padded.split('x')[1]} and the "
                  "Conv1d that follows is not the migrated PyTorch layer. The numeric 'reflect' comparison pads the "
                  "length axis only.")

@@ -24,6 +24,7 @@ from torch import nn
 
 from reportgen.facts import BOOL, EXPLAIN_FACTS, NUMBER, STR, FactSpec, comparison_facts, facts, schema
 from reportgen.cases import CaseContext, CaseOutput, register
+from reportgen.cases import _mindspore_page as page
 from reportgen.engine import publish
 from reportgen.errors import UsageError
 from reportgen.measure.numerics import IDENTICAL, Comparison, compare, conv1d_bound, ordered_bits
@@ -103,6 +104,50 @@ def _shapes(ctx: CaseContext, out: CaseOutput, c_in: int, c_out: int, kernel: in
     # None (not measured) unless this run used the page's sizes.
     out.fact("shape.page_examples_match", all(page_checks) if page_checks else None)
     out.add_table(id="shapes", rows=rows)
+
+
+# --- the page's code, as published --------------------------------------------------------------------------
+
+#: where this case's own variants depart from the page's code examples
+_DEPARTURES = (
+    "shapes: the same modules on the page's np.ones input, plus padding='same' (not among the page's examples) "
+    "and the documented length formula for each",
+    "padding modes, the 'same' split, the weight layout: measured on random inputs and impulse kernels of the "
+    "case's own sizes (params.check_length, same_*); the page states them without code",
+    "initial distributions: the page's example-1 module tested as published, and beside it params.init_modules "
+    "fresh modules pooled (groups 1 and params.init_groups) so that the bias test has power",
+)
+
+
+def _published(ctx: CaseContext, out: CaseOutput) -> None:
+    """The page's four PyTorch examples run as text: what each printed against what the page says it prints,
+    and the default initialisation of example 1's own module (weight and bias against U(-sqrt(k), sqrt(k)))."""
+    runs = page.run_torch_examples(ctx.seed)
+    matches = []
+    for i, run in enumerate(runs, 1):
+        printed, says = run.printed.strip(), page.page_says(run.published.snippet)
+        out.fact(f"published.example{i}.printed", printed)
+        out.fact(f"published.example{i}.page_says", says)
+        out.fact(f"published.example{i}.matches_page", printed == says)
+        matches.append(printed == says)
+    out.fact("published.examples_match_page", all(matches))
+    net = runs[0]["net"]
+    out.fact("published.init.bias_present_by_default", net.bias is not None)
+    out.extra["published"] = page.section(runs, _DEPARTURES)
+    try:
+        import scipy  # noqa: F401
+    except ImportError:
+        return
+    alpha = float(ctx.params["init_alpha"]) / 2  # two tests on the page's module: weight and bias
+    k = net.groups / (net.in_channels * net.kernel_size[0])
+    out.fact("published.init.k", k)
+    for name, t in (("weight", net.weight), ("bias", net.bias)):
+        if t is None:
+            continue
+        samples = t.detach().double().cpu().flatten().numpy()
+        _publish_fit(out, f"published.init.{name}", uniform_fit(samples, math.sqrt(k), alpha))
+        control = uniform_fit(samples, float(ctx.params["init_control_scale"]) * math.sqrt(k), alpha)
+        out.fact(f"published.init.control_wrong_k.{name}.rejected", not control["fits"])
 
 
 # --- padding modes -----------------------------------------------------------------------------------------
@@ -455,6 +500,12 @@ FACTS = schema(
     FactSpec("same.*.left", NUMBER), FactSpec("same.*.right", NUMBER),
     facts("same", ["even_total_pad_symmetric", "explicit_pad_identical", "mirrored_split_differs"], BOOL),
     FactSpec("shape.*.length", NUMBER), facts("shape", ["formula_match", "page_examples_match"], BOOL),
+    facts("published.example*", ["printed", "page_says"], STR), FactSpec("published.example*.matches_page", BOOL),
+    FactSpec("published.examples_match_page", BOOL), FactSpec("published.init.bias_present_by_default", BOOL),
+    FactSpec("published.init.k", NUMBER),
+    [s for prefix in ("published.init.weight", "published.init.bias") for s in
+     facts(prefix, ["ks_statistic", "ks_pvalue", "n", "max_abs_over_bound"], NUMBER) + facts(prefix, ["fits_uniform"], BOOL)],
+    FactSpec("published.init.control_wrong_k.*.rejected", BOOL),
 )
 
 
@@ -468,6 +519,8 @@ def run(ctx: CaseContext) -> CaseOutput:
     c_in, c_out, kernel = p["in_channels"], p["out_channels"], p["kernel_size"]
     length, check_length, pads = p["length"], p["check_length"], p["pad_amounts"]
     out = ctx.output()
+    ctx.progress("the page's code examples, as published")
+    _published(ctx, out)
     ctx.progress("output shapes")
     _shapes(ctx, out, c_in, c_out, kernel, length)
     ctx.progress("padding modes vs explicit F.pad")

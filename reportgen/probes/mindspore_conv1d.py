@@ -10,7 +10,9 @@ Inputs: ``x`` (N, C_in, L), ``w`` (C_out, C_in, k) and ``b`` (C_out,) in float32
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import io
 import os
 import time
 
@@ -94,7 +96,7 @@ def _numeric(ms, nn, p: dict, inputs: dict, facts: dict, outputs: dict, errors: 
             outputs[f"y_{name}"] = y
 
     def reflect() -> np.ndarray:
-        # Pad the length axis only; the page's own example also pads the channel axis (see _page_examples).
+        # Pad the length axis only; the page's own example also pads the channel axis (see _published_examples).
         padder = nn.Pad(paddings=((0, 0), (0, 0), (pad, pad)), mode="REFLECT")
         return layer(pad_mode="valid")(padder(xt)).asnumpy()
     y = _probe_io.attempt(errors, "y_reflect", reflect)
@@ -170,27 +172,21 @@ def _options(ms, nn, facts: dict, errors: dict) -> None:
             facts[f"ms.{key}"] = value
 
 
-def _page_examples(ms, nn, p: dict, facts: dict, errors: dict) -> None:
-    """The page's MindSpore code examples 1-4, as written there (shapes only)."""
-    cin, cout, k, length = p["example_in"], p["example_out"], p["example_kernel"], p["example_length"]
-    x = ms.Tensor(np.ones((1, cin, length)), ms.float32)
-    runs = {
-        "example1": lambda: nn.Conv1d(cin, cout, k, has_bias=True, pad_mode="valid")(x),
-        "example2": lambda: nn.Conv1d(cin, cout, k, padding=1, pad_mode="pad")(x),
-        "example4": lambda: nn.Conv1d(cin, cout, k, pad_mode="valid")(x),
-    }
-    for key, fn in runs.items():
-        y = _probe_io.attempt(errors, key, fn)
-        if y is not None:
-            facts[f"ms.{key}.shape"] = _shape(y)
+def _published_examples(p: dict, facts: dict, errors: dict) -> None:
+    """The page's MindSpore code examples 1-4, as published (their text comes from the parent), each in a fresh
+    namespace with its stdout captured: what it printed; for example 3, the shape its nn.Pad made."""
+    for i, text in enumerate(p.get("published_ms") or [], 1):
+        ns: dict = {"__name__": "__published__"}
+        buf = io.StringIO()
 
-    def example3():
-        x_pad = nn.Pad(paddings=((0, 0), (1, 1), (1, 1)), mode="REFLECT")(x)
-        facts["ms.example3.padded_shape"] = _shape(x_pad)
-        return nn.Conv1d(cin + 2, cout, k, padding=0, pad_mode="valid")(x_pad)
-    y = _probe_io.attempt(errors, "example3", example3)
-    if y is not None:
-        facts["ms.example3.shape"] = _shape(y)
+        def one(text=text, ns=ns, buf=buf):
+            with contextlib.redirect_stdout(buf):
+                exec(compile(text, f"<published: MindSpore's Conv1d page, code example {i}>", "exec"), ns)
+            return True
+        if _probe_io.attempt(errors, f"published.example{i}", one):
+            facts[f"ms.published.example{i}.printed"] = buf.getvalue().strip()
+            if "x_pad" in ns:
+                facts[f"ms.published.example{i}.padded_shape"] = _shape(ns["x_pad"])
 
 
 def _describe(init) -> str:
@@ -225,7 +221,7 @@ def task(p: dict, inputs: dict) -> dict:
     _numeric(ms, nn, p, inputs, facts, outputs, errors)
     _weight_loading(ms, nn, inputs, facts, errors)
     _options(ms, nn, facts, errors)
-    _page_examples(ms, nn, p, facts, errors)
+    _published_examples(p, facts, errors)
     _init_samples(ms, nn, p, facts, outputs)
     return {"facts": facts, "outputs": outputs, "errors": errors, "versions": {"mindspore": ms.__version__}}
 

@@ -357,9 +357,10 @@ _BUNDLED.update({
         note="Default-initialised Conv1d({init_in_channels}, {init_out_channels}, {init_kernel_size}, bias on), "
              "seed {seed}; fan_in = in_channels × kernel_size."),
     ("conv1d_cross_framework", "examples"): TableView(
-        title="The page's code examples: output shapes", columns=("example", "PyTorch", "MindSpore"),
-        note="Input ones(1, {example_in}, {example_length}), kernel {example_kernel}, {example_out} output "
-             "channels, as on the page."),
+        title="The page's code examples, run as published: what each prints",
+        columns=("code example", "the page says", "PyTorch printed", "MindSpore printed"),
+        note="Each half of each example is the page's own text, run as published: PyTorch here, MindSpore by the "
+             "probe in its own interpreter (the published code is shown above)."),
 })
 
 VIEWS.update(_BUNDLED)
