@@ -15,6 +15,10 @@ import torch
 
 from reportgen.cases import CaseContext, CaseOutput, get
 
+# the MindSpore interpreter, found at import time (before the autouse fixture hides the user's config); tests/ is on
+# sys.path (rootdir-less test modules)
+from test_cross_framework import MS_PY, run_case  # noqa: E402
+
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "published"
 
 
@@ -133,3 +137,39 @@ def test_linear_vs_conv1d_published_facts_equal_the_independent_script():
     assert f["growth.depth.diff_first"] == rows[0]["max_abs_diff"]
     assert f["growth.depth.diff_last"] == rows[-1]["max_abs_diff"]
     assert f["growth.depth.rel_first"] == rows[0]["rel_diff"] and f["growth.depth.rel_last"] == rows[-1]["rel_diff"]
+
+
+def test_mindspore_page_published_facts_equal_the_independent_script():
+    """The page's four PyTorch halves (conv1d_semantics) print what the script's own copy of the page prints, and
+    example 1's module, seeded alike, gives the same KS p-values bit for bit."""
+    import pytest
+
+    pytest.importorskip("scipy")
+    from reportgen.cases import conv1d_semantics as mod
+
+    ref = _script("mindspore_conv1d_page.py", "--seed", "0", threads=torch.get_num_threads())
+    out, _ = _published_facts("conv1d_semantics", mod, torch.get_num_threads())
+    f = out.facts
+    for i in range(1, 5):
+        theirs = ref["examples"][f"example{i}"]
+        assert f[f"published.example{i}.printed"] == theirs["torch_printed"]
+        assert f[f"published.example{i}.page_says"] == theirs["page_says"]
+    assert f["published.init.bias_present_by_default"] is ref["init"]["bias_present_by_default"]
+    assert f["published.init.weight.ks_pvalue"] == ref["init"]["weight_ks_p"]
+    assert f["published.init.bias.ks_pvalue"] == ref["init"]["bias_ks_p"]
+    assert f["published.init.control_wrong_k.weight.rejected"] is (ref["init"]["weight_ks_p_range_10pct_wider"] < 0.005)
+
+
+def test_mindspore_page_mindspore_halves_equal_the_independent_script():
+    """Both halves with MindSpore: the case's probe and the script's own child print the same for every example."""
+    import pytest
+
+    if MS_PY is None:
+        pytest.skip("no MindSpore interpreter (`reportgen frameworks install mindspore`)")
+    ref = _script("mindspore_conv1d_page.py", "--mindspore-python", MS_PY, threads=torch.get_num_threads())
+    f = run_case({"mindspore": MS_PY}).facts
+    for i in range(1, 5):
+        theirs = ref["examples"][f"example{i}"]["mindspore"]
+        assert f[f"ms.published.example{i}.printed"] == theirs["printed"]
+        assert f[f"ms.published.example{i}.matches_page"] is (theirs["printed"] == ref["examples"][f"example{i}"]["page_says"])
+    assert f["ms.published.example3.padded_shape"] == ref["examples"]["example3"]["mindspore"]["padded_shape"]
