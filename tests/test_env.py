@@ -90,3 +90,15 @@ def test_cgroup_cpu_limit_v1_and_v2(tmp_path, files, expected):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text(text)
     assert cgroup_cpu_limit(tmp_path) == expected
+
+
+def test_a_process_alone_records_no_host_name_a_launch_does():
+    """Reports of one process go onto public tickets: its host name is not recorded (nor shown); a rank of a
+    torchrun/srun launch records it, since a fleet comparison names each device by its host."""
+    from reportgen.measure.environment import collect_launch
+
+    alone = collect_launch({})
+    assert alone["launcher"] == "none" and alone["world_size"] == 1 and "host" not in alone
+    ranked = collect_launch({"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2",
+                             "GROUP_RANK": "0"})
+    assert ranked["launcher"] == "torchrun" and ranked["rank"] == 1 and ranked["host"]

@@ -183,6 +183,7 @@ def test_launch_in_header_only_for_a_rank_of_a_launch(pair_data):
     env = data["environment"]
     assert env["launch"]["launcher"] == "none"  # this test process runs alone
     assert " of 1 (" not in render_markdown(data)
+    assert "<h3>Launch</h3>" not in render_html(data)  # nor a Launch table in report.html
     env["launch"] = {"launcher": "torchrun", "rank": 1, "world_size": 4, "local_rank": 1, "local_world_size": 2,
                      "node_rank": 0, "host": "node-a|<b>"}
     md = render_markdown(data)

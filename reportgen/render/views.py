@@ -360,7 +360,7 @@ _BUNDLED.update({
         title="The page's code examples, run as published: what each prints",
         columns=("code example", "the page says", "PyTorch printed", "MindSpore printed"),
         note="Each half of each example is the page's own text, run as published: PyTorch here, MindSpore by the "
-             "probe in its own interpreter (the published code is shown above)."),
+             "probe in its own interpreter (their text is under 'The published code, as run')."),
 })
 
 VIEWS.update(_BUNDLED)
