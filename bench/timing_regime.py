@@ -1,9 +1,18 @@
 """Allocator regimes of the Conv1d(k=1) vs Linear timing, and a check of the harness against torch.utils.benchmark.
 
 Usage: python bench/timing_regime.py [--json] [--rounds 9] [--repeat 3] [--min-sample-s 0.05] [--threads N]
+                                     [--no-grad] [--results out/<run-id>/results.json]
 
-The post's objects: ``nn.Conv1d(8, 32, 1)`` on a (128, 8, 256) input (``tensor.permute(0, 2, 1).clone()
-.contiguous()``) and ``nn.Linear(8, 32)`` sharing its parameters on the (128, 256, 8) tensor; CPU forward, no grad.
+The post's objects, as the answer builds them (``torch.manual_seed(0)`` first, as the report's run on seed 0):
+``nn.Conv1d(8, 32, 1)`` on a (128, 8, 256) input (``tensor.permute(0, 2, 1).clone().contiguous()``) and
+``nn.Linear(8, 32)`` sharing its parameters on the (128, 256, 8) tensor; CPU forward of the answer's two cells
+``_ = linear(tensor)`` and ``_ = conv(permuted_tensor)`` with grad mode on, as published and as the report times
+them (``--no-grad``: under ``torch.set_grad_enabled(False)`` instead: Conv1d then faults about 2,500 pages per call
+in the default regime instead of about 1,000, and the ratio is ~2.7x larger).
+
+``--results`` also checks a report's own ratios (``timing.published.<regime>.conv1d_over_linear`` of its
+linear_vs_conv1d float32 CPU result, the answer's %%timeit in fresh processes) against this run's
+torch.utils.benchmark children of the same regime; the report and this run must come from the same machine.
 
 Which regime a call lands in depends on the allocator's history in its process, so every measurement here runs in
 a fresh child whose regime is set by glibc tunables (``REGIMES``): "warm" (``MALLOC_TOP_PAD_`` + trim threshold:
@@ -42,9 +51,9 @@ linear.weight = torch.nn.Parameter(conv.weight.squeeze(2))
 linear.bias = torch.nn.Parameter(conv.bias)
 tensor = torch.randn(128, 256, 8)
 permuted_tensor = tensor.permute(0, 2, 1).clone().contiguous()
-torch.set_grad_enabled(False)
 """
-STMTS = {"Linear": "linear(tensor)", "Conv1d": "conv(permuted_tensor)"}
+NO_GRAD = "torch.set_grad_enabled(False)\n"
+STMTS = {"Linear": "_ = linear(tensor)", "Conv1d": "_ = conv(permuted_tensor)"}
 
 # An independent fresh-process check: torch.utils.benchmark inside a new interpreter, faults around each side.
 _BENCH_CHILD = r"""
@@ -113,15 +122,15 @@ def _child(code: str, args: list[str], env: dict) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def harness_child(env: dict, rounds: int, min_sample_s: float, threads: int) -> dict:
-    out = _child(_HARNESS_CHILD, [SETUP, str(rounds), str(min_sample_s), str(threads)], env)
+def harness_child(env: dict, rounds: int, min_sample_s: float, threads: int, setup: str = SETUP) -> dict:
+    out = _child(_HARNESS_CHILD, [setup, str(rounds), str(min_sample_s), str(threads)], env)
     if "error" not in out:
         out["conv1d_over_linear"] = out["ratio"]["ratio_of_medians"]
     return out
 
 
-def benchmark_child(env: dict, threads: int) -> dict:
-    out = _child(_BENCH_CHILD, [SETUP, json.dumps(STMTS), str(threads)], env)
+def benchmark_child(env: dict, threads: int, setup: str = SETUP) -> dict:
+    out = _child(_BENCH_CHILD, [setup, json.dumps(STMTS), str(threads)], env)
     if "error" not in out:
         for side in ("Linear", "Conv1d"):
             out[side]["regime"] = classify(out[side]["minflt_per_call_approx"])
@@ -129,8 +138,8 @@ def benchmark_child(env: dict, threads: int) -> dict:
     return out
 
 
-def timeit_child(env: dict, threads: int) -> dict:
-    lin, conv = time_snippets_in_fresh_process(SETUP, [STMTS["Linear"], STMTS["Conv1d"]], repeat=7,
+def timeit_child(env: dict, threads: int, setup: str = SETUP) -> dict:
+    lin, conv = time_snippets_in_fresh_process(setup, [STMTS["Linear"], STMTS["Conv1d"]], repeat=7,
                                                malloc_env=env, threads=threads or None, timeout_s=600)
     return {"Linear": lin.to_dict(), "Conv1d": conv.to_dict(), "conv1d_over_linear": conv.median_s / lin.median_s}
 
@@ -156,6 +165,30 @@ def _agree(a: float, b: float, tol: float = 0.15) -> dict:
     return {"harness": a, "torch_utils_benchmark": b, "rel_diff": a / b - 1.0, "within_15pct": abs(a / b - 1.0) <= tol}
 
 
+def report_check(path: str, res: dict) -> dict:
+    """The report's own published-timing ratio per regime against this run's torch.utils.benchmark median in the
+    same regime (the report's regime names: default = glibc defaults, warm = this script's warm tunables)."""
+    with open(path, encoding="utf-8") as fh:
+        data = json.load(fh)
+    result = next((c for c in data.get("cases", []) if c.get("kind") == "linear_vs_conv1d"
+                   and c.get("device") == "cpu" and c.get("dtype") == "float32" and c.get("status") == "ok"), None)
+    if result is None:
+        return {"error": "no ok linear_vs_conv1d/cpu/float32 result in " + path}
+    out = {}
+    for regime in ("default", "warm"):
+        facts = result.get("facts", {})
+        mine = facts.get(f"timing.published.{regime}.conv1d_over_linear")
+        tb = res["regimes"][regime]["summary"]["torch_utils_benchmark"]
+        if mine is None or tb["ratio_median"] is None:
+            out[regime] = None
+            continue
+        out[regime] = {**_agree(mine, tb["ratio_median"]),
+                       "report_conv1d_regime": facts.get(f"timing.published.{regime}.conv1d_regime"),
+                       "benchmark_conv1d_regimes": tb["conv1d_regimes"]}
+        out[regime]["report"] = out[regime].pop("harness")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true")
@@ -163,16 +196,19 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="children per regime and method (interleaved)")
     ap.add_argument("--min-sample-s", type=float, default=0.05)
     ap.add_argument("--threads", type=int, default=0, help="torch threads in the children (0: torch's default)")
+    ap.add_argument("--no-grad", action="store_true", help="time under torch.set_grad_enabled(False)")
+    ap.add_argument("--results", help="a report's results.json: check its published-timing ratios too")
     a = ap.parse_args()
+    setup = SETUP + (NO_GRAD if a.no_grad else "")
     t0 = time.perf_counter()
     res: dict = {"torch": torch.__version__, "threads": a.threads or torch.get_num_threads(), "rounds": a.rounds,
-                 "min_sample_s": a.min_sample_s, "repeat": a.repeat, "regimes": {}}
+                 "min_sample_s": a.min_sample_s, "repeat": a.repeat, "grad": not a.no_grad, "regimes": {}}
     for name, env in REGIMES.items():
         runs: dict[str, list] = {"harness": [], "torch_utils_benchmark": [], "published_timeit": []}
         for _ in range(a.repeat):  # interleave the methods at the process level: load drift hits all three
-            runs["harness"].append(harness_child(env, a.rounds, a.min_sample_s, a.threads))
-            runs["torch_utils_benchmark"].append(benchmark_child(env, a.threads))
-            runs["published_timeit"].append(timeit_child(env, a.threads))
+            runs["harness"].append(harness_child(env, a.rounds, a.min_sample_s, a.threads, setup))
+            runs["torch_utils_benchmark"].append(benchmark_child(env, a.threads, setup))
+            runs["published_timeit"].append(timeit_child(env, a.threads, setup))
         summary = {}
         for method, rs in runs.items():
             ok = [r for r in rs if "error" not in r]
@@ -194,6 +230,8 @@ def main() -> None:
     conv = {n: statistics.median(r["sides"]["Conv1d"]["median_s"] for r in v["runs"]["harness"] if "sides" in r)
             for n, v in res["regimes"].items()}
     res["conv1d_faulting_over_warm"] = conv["faulting"] / conv["warm"]
+    if a.results:
+        res["report_check"] = report_check(a.results, res)
     res["wall_s"] = time.perf_counter() - t0
     if a.json:
         print(json.dumps(res, indent=1))
@@ -215,6 +253,8 @@ def main() -> None:
                       f"{[None if f is None else round(f) for f in s_['conv1d_minflt_per_call']]}")
         for method in ("harness", "published_timeit"):
             print(f"   check {method} vs torch.utils.benchmark:", json.dumps(v["summary"][f"check_{method}"]))
+    for regime, chk in (res.get("report_check") or {}).items():
+        print(f"report {a.results}, regime {regime}: {json.dumps(chk)}")
     print(f"Conv1d faulting/warm (harness medians): {res['conv1d_faulting_over_warm']:.2f}; wall {res['wall_s']:.0f} s")
 
 

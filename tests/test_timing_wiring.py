@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from reportgen.cases import CaseContext, CaseOutput
@@ -54,11 +55,48 @@ def test_the_answers_timeit_runs_in_named_regimes():
     from reportgen.cases.linear_vs_conv1d import FACTS, PUBLISHED_REGIMES, _published_timing
 
     out = CaseOutput(schema=FACTS, kind="linear_vs_conv1d")
-    _published_timing(_ctx(), out)
+    ctx = CaseContext(name="t", params={"published_timing_processes": 2}, device=torch.device("cpu"),
+                      dtype=torch.float32, seed=0)
+    _published_timing(ctx, out)
     for regime in PUBLISHED_REGIMES:
         key = f"timing.published.{regime}"
-        assert out.facts[f"{key}.conv1d_over_linear"] > 0
-        assert out.facts[f"{key}.conv1d_regime"] in ("warm", "faulting")
+        f = out.facts
+        assert f[f"{key}.processes"] == 2 and f[f"{key}.conv1d_over_linear"] > 0
+        # the median of two processes lies inside their range; stable says whether they agree
+        low, high = f[f"{key}.conv1d_over_linear.per_process_min"], f[f"{key}.conv1d_over_linear.per_process_max"]
+        assert low <= f[f"{key}.conv1d_over_linear"] <= high
+        assert f[f"{key}.stable"] == (high <= 1.3 * low and not f[f"{key}.conv1d_regime"].startswith("mixed"))
+        assert f[f"{key}.conv1d_regime"] in ("warm", "faulting", "mixed: faulting, warm")
+    rows = [r for t in out.tables if "%%timeit" in t.get("title", "") for r in t["rows"]]
+    assert len(rows) == 2 * len(PUBLISHED_REGIMES)  # a row per fresh process
     # the warm allocator keeps oneDNN's buffers mapped: no page faults per Conv1d call there
     assert out.facts["timing.published.warm.conv1d_minflt_per_call"] < 50
     assert any("Timed as the answer times it" in n for n in out.notes)
+
+
+@pytest.mark.parametrize("suite", ["default", "quick"])
+def test_as_timed_claim_is_decided_only_where_every_fresh_process_agrees(suite):
+    """The %%timeit claim reads each regime's median and its per-process range: holds when every process has
+    Linear faster, does not hold when every one has Conv1d faster, inconclusive when the processes disagree."""
+    from dataclasses import replace
+
+    from reportgen.claims import evaluate
+    from reportgen.results import CaseResult
+    from reportgen.suite import load_suite
+
+    spec = load_suite(suite).select(("linear_vs_conv1d",))
+    claims = tuple(c for c in spec.cases[0].claims if c.id == "linear-faster-than-conv1d-cpu-as-timed")
+    spec = replace(spec, cases=(replace(spec.cases[0], claims=claims),))
+
+    def verdict(default: tuple[float, float, float], warm: tuple[float, float, float]) -> str:
+        facts = {}
+        for regime, (med, low, high) in (("default", default), ("warm", warm)):
+            key = f"timing.published.{regime}.conv1d_over_linear"
+            facts.update({key: med, f"{key}.per_process_min": low, f"{key}.per_process_max": high})
+        r = CaseResult(id="linear_vs_conv1d/cpu/float32", case="linear_vs_conv1d", kind="linear_vs_conv1d",
+                       description="", device="cpu", dtype="float32", params={}, seed=0, status="ok", facts=facts)
+        return evaluate(spec, [r])[0]["verdict"]
+
+    assert verdict((9.2, 1.8, 16.3), (2.0, 1.9, 2.1)) == "holds"
+    assert verdict((0.8, 0.7, 0.9), (2.0, 1.9, 2.1)) == "does not hold"
+    assert verdict((1.1, 0.9, 1.3), (2.0, 1.9, 2.1)) not in ("holds", "does not hold")  # processes disagree

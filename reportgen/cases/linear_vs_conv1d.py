@@ -46,6 +46,9 @@ DEFAULTS: dict[str, Any] = {
     "growth_in_features": [8, 32, 128, 512, 1024, 4096],
     "growth_rows": 1024,
     "histogram_bins": 40,
+    # fresh processes per allocator regime timing the answer's %%timeit (each about 2-5 s): with glibc's defaults
+    # fresh processes disagree by several times, so one process says little
+    "published_timing_processes": 5,
 }
 
 
@@ -249,6 +252,10 @@ def _validate(p: Mapping[str, Any]) -> None:
     for key in ("growth_depths", "growth_in_features"):
         if not p[key]:
             raise UsageError(f"linear_vs_conv1d: params.{key}: expected a non-empty list of positive integers")
+    n = p["published_timing_processes"]
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 50:
+        raise UsageError(f"linear_vs_conv1d: params.published_timing_processes: expected an integer from 1 to 50, "
+                         f"got {n!r}")
     if p["growth_rows"] < 2:
         raise UsageError(f"linear_vs_conv1d: params.growth_rows: {p['growth_rows']} leaves no room for a sequence "
                          "(at least 2 rows)")
@@ -534,45 +541,79 @@ def published_protocol(seed: int) -> Published:
 PUBLISHED_REGIMES: dict[str, dict[str, str]] = {"default": {}, "warm": dict(WARM_ALLOCATOR)}
 
 
+#: a regime's fresh processes agree when their Conv1d/Linear ratios lie within this factor of each other
+STABLE_SPREAD = 1.3
+
+
+def _median(values: list[float]) -> float:
+    v = sorted(values)
+    mid = len(v) // 2
+    return v[mid] if len(v) % 2 else (v[mid - 1] + v[mid]) / 2
+
+
 def _published_timing(ctx: CaseContext, out: CaseOutput) -> None:
     """The answer's two %%timeit cells as published (``_ = linear(tensor)``, ``_ = conv(permuted_tensor)``, grad
-    mode on, after its own setup), each regime in a fresh process with its own timeit loop (Timer.autorange, 7
-    repeats, as %timeit). Facts ``timing.published.<regime>.*``; the claim on them names the regime."""
-    from reportgen.measure.regime import FreshProcessError, time_snippets_in_fresh_process
+    mode on, after its own setup), in ``params.published_timing_processes`` fresh processes per regime, the
+    regimes interleaved (load drift hits both), each process with its own timeit loop (Timer.autorange, 7 repeats,
+    as %timeit). Facts ``timing.published.<regime>.*``: the median over the processes and their range; a regime
+    whose processes disagree (ratios more than STABLE_SPREAD apart, or not all in one allocator regime) is marked
+    unstable, and the claim on them is decided only where every process agrees."""
+    from reportgen.measure.regime import FreshProcessError, FreshTiming, time_snippets_in_fresh_process
 
     setup = _SNIPPET.format(seed=ctx.seed).split("out_linear = ", 1)[0]
     stmts = ["_ = linear(tensor)", "_ = conv(permuted_tensor)"]
+    n = int(ctx.params["published_timing_processes"])
+    got: dict[str, list[tuple[FreshTiming, FreshTiming]]] = {r: [] for r in PUBLISHED_REGIMES}
+    for i in range(n):
+        for regime, env in PUBLISHED_REGIMES.items():
+            ctx.progress(f"timing the answer's %%timeit in a fresh process ({regime} allocator, {i + 1} of {n})")
+            try:
+                got[regime].append(tuple(time_snippets_in_fresh_process(  # type: ignore[arg-type]
+                    setup, stmts, repeat=7, malloc_env=env, threads=torch.get_num_threads(), timeout_s=180)))
+            except FreshProcessError as exc:
+                out.note(f"The answer's %%timeit ({regime} allocator, process {i + 1}) could not be timed: {exc}")
     rows, said = [], []
-    for regime, env in PUBLISHED_REGIMES.items():
-        ctx.progress(f"timing the answer's %%timeit in a fresh process ({regime} allocator)")
-        try:
-            lin_t, conv_t = time_snippets_in_fresh_process(setup, stmts, repeat=7, malloc_env=env,
-                                                           threads=torch.get_num_threads(), timeout_s=180)
-        except FreshProcessError as exc:
-            out.note(f"The answer's %%timeit ({regime} allocator) could not be timed: {exc}")
+    for regime, pairs in got.items():
+        if not pairs:
             continue
+        env = PUBLISHED_REGIMES[regime]
         key = f"timing.published.{regime}"
-        ratio = conv_t.median_s / lin_t.median_s if lin_t.median_s > 0 else None
-        out.fact(f"{key}.linear_s", lin_t.median_s)
-        out.fact(f"{key}.conv1d_s", conv_t.median_s)
+        ratios = [c.median_s / lin.median_s for lin, c in pairs if lin.median_s > 0]
+        regimes = sorted({c.regime or "unknown" for _, c in pairs})
+        faults = _median([c.mean_minflt_per_call for _, c in pairs])
+        stable = bool(ratios) and max(ratios) <= STABLE_SPREAD * min(ratios) and len(regimes) == 1
+        ratio = _median(ratios) if ratios else None
+        out.fact(f"{key}.linear_s", _median([lin.median_s for lin, _ in pairs]))
+        out.fact(f"{key}.conv1d_s", _median([c.median_s for _, c in pairs]))
         out.fact(f"{key}.conv1d_over_linear", ratio)
-        out.fact(f"{key}.conv1d_minflt_per_call", conv_t.mean_minflt_per_call)
-        out.fact(f"{key}.linear_minflt_per_call", lin_t.mean_minflt_per_call)
-        out.fact(f"{key}.conv1d_regime", conv_t.regime)
-        out.extra.setdefault("published_timing", {})[regime] = {"linear": lin_t.to_dict(), "conv1d": conv_t.to_dict()}
-        rows.append([regime, ", ".join(f"{k}={v}" for k, v in env.items()) or "glibc defaults", lin_t.median_s,
-                     conv_t.median_s, ratio, conv_t.mean_minflt_per_call, conv_t.regime or "–"])
+        out.fact(f"{key}.conv1d_over_linear.per_process_min", min(ratios) if ratios else None)
+        out.fact(f"{key}.conv1d_over_linear.per_process_max", max(ratios) if ratios else None)
+        out.fact(f"{key}.processes", len(pairs))
+        out.fact(f"{key}.stable", stable)
+        out.fact(f"{key}.conv1d_minflt_per_call", faults)
+        out.fact(f"{key}.linear_minflt_per_call", _median([lin.mean_minflt_per_call for lin, _ in pairs]))
+        out.fact(f"{key}.conv1d_regime", regimes[0] if len(regimes) == 1 else "mixed: " + ", ".join(regimes))
+        out.extra.setdefault("published_timing", {})[regime] = [
+            {"linear": lin.to_dict(), "conv1d": c.to_dict()} for lin, c in pairs]
+        for j, (lin, c) in enumerate(pairs, 1):
+            rows.append([regime, j, ", ".join(f"{k}={v}" for k, v in env.items()) or "glibc defaults",
+                         lin.median_s, c.median_s, c.median_s / lin.median_s if lin.median_s > 0 else None,
+                         c.mean_minflt_per_call, c.regime or "–"])
         if ratio is not None:
-            said.append(f"{ratio:.2g}× {'with a warm allocator' if regime == 'warm' else 'in a fresh process with glibc defaults'}"
-                        f" (Conv1d: {conv_t.mean_minflt_per_call:.0f} page faults per call, {conv_t.regime})")
+            where = "with a warm allocator" if regime == "warm" else "in a fresh process with glibc defaults"
+            spread = (f"{min(ratios):.2g}–{max(ratios):.2g}× over {len(ratios)} processes"
+                      + ("" if stable else ", unstable: the processes disagree"))
+            said.append(f"{ratio:.2g}× {where} ({spread}; Conv1d: {faults:.0f} page faults per call, "
+                        f"{', '.join(regimes)})")
     if rows:
         out.add_table("The answer's %%timeit, as published, in fresh processes",
-                      ["allocator", "environment", "Linear per call (s)", "Conv1d per call (s)", "Conv1d / Linear",
-                       "Conv1d page faults / call", "Conv1d regime"], rows,
-                      note="Each regime in its own new interpreter: the answer's setup, then timeit's autorange "
-                           "and 7 repeats of each cell, median per call. A call that faults in fresh pages for "
-                           "oneDNN's buffers is much slower than one that reuses them; which regime a process is in "
-                           "depends on its allocator's history.")
+                      ["allocator", "process", "environment", "Linear per call (s)", "Conv1d per call (s)",
+                       "Conv1d / Linear", "Conv1d page faults / call", "Conv1d regime"], rows,
+                      note="Each row is its own new interpreter (the regimes interleaved): the answer's setup, then "
+                           "timeit's autorange and 7 repeats of each cell, median per call. A call that faults in "
+                           "fresh pages for oneDNN's buffers is much slower than one that reuses them; which regime "
+                           "a process is in depends on its allocator's history, so with glibc's defaults fresh "
+                           "processes can disagree by several times.")
         out.note("Timed as the answer times it: Conv1d / Linear " + "; ".join(said) + ".")
 
 
@@ -626,6 +667,10 @@ FACTS = schema(
     FactSpec("timing.published.*.linear_s", NUMBER, timing=True),
     FactSpec("timing.published.*.conv1d_s", NUMBER, timing=True),
     FactSpec("timing.published.*.conv1d_over_linear", NUMBER, timing=True),
+    FactSpec("timing.published.*.conv1d_over_linear.per_process_min", NUMBER, timing=True),
+    FactSpec("timing.published.*.conv1d_over_linear.per_process_max", NUMBER, timing=True),
+    FactSpec("timing.published.*.processes", NUMBER, timing=True),
+    FactSpec("timing.published.*.stable", BOOL, timing=True),
     FactSpec("timing.published.*.*_minflt_per_call", NUMBER, timing=True),
     FactSpec("timing.published.*.conv1d_regime", STR, timing=True),
 )
