@@ -21,7 +21,8 @@ mapped afresh), and "default" (nothing set: what a reader's script gets). In eac
 interleaved at the process level:
 
 1. the in-process interleaved harness (``reportgen.measure.timing.time_interleaved``) in a child;
-2. an independent ``torch.utils.benchmark.Timer.blocked_autorange`` of both sides in a child (written here);
+2. an independent ``torch.utils.benchmark.Timer.blocked_autorange`` of both sides in a child (written here), the
+   sides interleaved over 7 short rounds and the ratio the median of the per-round ratios;
 3. the published snippet with its own ``timeit`` (``reportgen.measure.regime.time_snippets_in_fresh_process``).
 
 The check: the harness's Conv1d/Linear ratio within +-15 % of torch.utils.benchmark's in the same regime. Every
@@ -57,27 +58,40 @@ STMTS = {"Linear": "_ = linear(tensor)", "Conv1d": "_ = conv(permuted_tensor)"}
 
 # An independent fresh-process check: torch.utils.benchmark inside a new interpreter, faults around each side.
 _BENCH_CHILD = r"""
-import json, resource, sys
+import json, resource, statistics, sys
 import torch.utils.benchmark as tb
 ns = {}
 exec(compile(sys.argv[1], "<setup>", "exec"), ns)
 if len(sys.argv) > 3 and sys.argv[3] != "0":
     ns["torch"].set_num_threads(int(sys.argv[3]))
+stmts = json.loads(sys.argv[2])
+rounds = int(sys.argv[4]) if len(sys.argv) > 4 else 7
+timers = {label: tb.Timer(stmt=stmt, globals=ns, num_threads=ns["torch"].get_num_threads())
+          for label, stmt in stmts.items()}
+# interleaved: one short blocked_autorange of each side per round, so that load drift on a shared machine hits
+# both sides alike; the ratio is the median of the per-round ratios
+per_round = {label: [] for label in stmts}
+numbers = {}
+for _ in range(rounds):
+    for label, timer in timers.items():
+        m = timer.blocked_autorange(min_run_time=0.1)
+        per_round[label].append(m.median)
+        numbers[label] = m.number_per_run
 out = {}
-for label, stmt in json.loads(sys.argv[2]).items():
-    timer = tb.Timer(stmt=stmt, globals=ns, num_threads=ns["torch"].get_num_threads())
-    m = timer.blocked_autorange(min_run_time=0.5)
-    # faults of the calls alone: one more block of the same size after blocked_autorange's warm-up; Timer.timeit
-    # adds warm-up calls of its own, counted on a no-op statement
+for label, timer in timers.items():
+    # faults of the calls alone: one more block of the same size; Timer.timeit adds warm-up calls of its own,
+    # counted on a no-op statement
     count = [0]
     def tick():
         count[0] += 1
-    tb.Timer(stmt="tick()", globals={"tick": tick}).timeit(m.number_per_run)
+    tb.Timer(stmt="tick()", globals={"tick": tick}).timeit(numbers[label])
     f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    timer.timeit(m.number_per_run)
+    timer.timeit(numbers[label])
     f1 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    out[label] = {"median_s": m.median, "iqr_s": m.iqr, "times_s": list(m.times), "number_per_run": m.number_per_run,
-                  "minflt_per_call_approx": (f1 - f0) / count[0]}
+    out[label] = {"median_s": statistics.median(per_round[label]), "per_round_s": per_round[label],
+                  "number_per_run": numbers[label], "minflt_per_call_approx": (f1 - f0) / count[0]}
+labels = list(stmts)
+out["per_round_ratio"] = [c / l for l, c in zip(per_round[labels[0]], per_round[labels[1]])]
 print(json.dumps(out))
 """
 
@@ -129,12 +143,12 @@ def harness_child(env: dict, rounds: int, min_sample_s: float, threads: int, set
     return out
 
 
-def benchmark_child(env: dict, threads: int, setup: str = SETUP) -> dict:
-    out = _child(_BENCH_CHILD, [setup, json.dumps(STMTS), str(threads)], env)
+def benchmark_child(env: dict, threads: int, setup: str = SETUP, rounds: int = 7) -> dict:
+    out = _child(_BENCH_CHILD, [setup, json.dumps(STMTS), str(threads), str(rounds)], env)
     if "error" not in out:
         for side in ("Linear", "Conv1d"):
             out[side]["regime"] = classify(out[side]["minflt_per_call_approx"])
-        out["conv1d_over_linear"] = out["Conv1d"]["median_s"] / out["Linear"]["median_s"]
+        out["conv1d_over_linear"] = statistics.median(out["per_round_ratio"])
     return out
 
 
@@ -178,6 +192,8 @@ def report_check(path: str, res: dict) -> dict:
     for regime in ("default", "warm"):
         facts = result.get("facts", {})
         mine = facts.get(f"timing.published.{regime}.conv1d_over_linear")
+        if regime not in res["regimes"]:
+            continue
         tb = res["regimes"][regime]["summary"]["torch_utils_benchmark"]
         if mine is None or tb["ratio_median"] is None:
             out[regime] = None
@@ -198,12 +214,16 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch threads in the children (0: torch's default)")
     ap.add_argument("--no-grad", action="store_true", help="time under torch.set_grad_enabled(False)")
     ap.add_argument("--results", help="a report's results.json: check its published-timing ratios too")
+    ap.add_argument("--regimes", default=",".join(REGIMES), help="comma-separated subset of " + ",".join(REGIMES))
     a = ap.parse_args()
     setup = SETUP + (NO_GRAD if a.no_grad else "")
     t0 = time.perf_counter()
     res: dict = {"torch": torch.__version__, "threads": a.threads or torch.get_num_threads(), "rounds": a.rounds,
                  "min_sample_s": a.min_sample_s, "repeat": a.repeat, "grad": not a.no_grad, "regimes": {}}
-    for name, env in REGIMES.items():
+    for name in a.regimes.split(","):
+        if name not in REGIMES:
+            ap.error(f"--regimes: unknown regime {name!r} (known: {', '.join(REGIMES)})")
+        env = REGIMES[name]
         runs: dict[str, list] = {"harness": [], "torch_utils_benchmark": [], "published_timeit": []}
         for _ in range(a.repeat):  # interleave the methods at the process level: load drift hits all three
             runs["harness"].append(harness_child(env, a.rounds, a.min_sample_s, a.threads, setup))
@@ -229,7 +249,8 @@ def main() -> None:
         res["regimes"][name] = {"malloc_env": env, "runs": runs, "summary": summary}
     conv = {n: statistics.median(r["sides"]["Conv1d"]["median_s"] for r in v["runs"]["harness"] if "sides" in r)
             for n, v in res["regimes"].items()}
-    res["conv1d_faulting_over_warm"] = conv["faulting"] / conv["warm"]
+    if "faulting" in conv and "warm" in conv:
+        res["conv1d_faulting_over_warm"] = conv["faulting"] / conv["warm"]
     if a.results:
         res["report_check"] = report_check(a.results, res)
     res["wall_s"] = time.perf_counter() - t0
@@ -255,7 +276,9 @@ def main() -> None:
             print(f"   check {method} vs torch.utils.benchmark:", json.dumps(v["summary"][f"check_{method}"]))
     for regime, chk in (res.get("report_check") or {}).items():
         print(f"report {a.results}, regime {regime}: {json.dumps(chk)}")
-    print(f"Conv1d faulting/warm (harness medians): {res['conv1d_faulting_over_warm']:.2f}; wall {res['wall_s']:.0f} s")
+    if "conv1d_faulting_over_warm" in res:
+        print(f"Conv1d faulting/warm (harness medians): {res['conv1d_faulting_over_warm']:.2f}")
+    print(f"wall {res['wall_s']:.0f} s")
 
 
 if __name__ == "__main__":

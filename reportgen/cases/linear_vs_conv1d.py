@@ -603,8 +603,8 @@ def _published_timing(ctx: CaseContext, out: CaseOutput) -> None:
             where = "with a warm allocator" if regime == "warm" else "in a fresh process with glibc defaults"
             spread = (f"{min(ratios):.2g}–{max(ratios):.2g}× over {len(ratios)} processes"
                       + ("" if stable else ", unstable: the processes disagree"))
-            said.append(f"{ratio:.2g}× {where} ({spread}; Conv1d: {faults:.0f} page faults per call, "
-                        f"{', '.join(regimes)})")
+            said.append(f"{ratio:.2g}× {where} ({spread}; Conv1d: median {faults:.0f} page faults per call, "
+                        f"the processes {'all ' + regimes[0] if len(regimes) == 1 else ' / '.join(regimes)})")
     if rows:
         out.add_table("The answer's %%timeit, as published, in fresh processes",
                       ["allocator", "process", "environment", "Linear per call (s)", "Conv1d per call (s)",
