@@ -163,20 +163,26 @@ class CaseOutput:
         self.notes.append(text)
 
     def explain(self, ctx: CaseContext, sides: dict[str, Callable[[], torch.Tensor]], bound: Any, *,
-                calls: int = 3, repeats: int = 3, cudnn_bodies: dict[str, str] | None = None) -> None:
+                calls: int = 3, repeats: int = 3, cudnn_bodies: dict[str, str] | None = None,
+                kernel_sides: dict[str, Callable[[], torch.Tensor]] | None = None,
+                cells: dict[str, dict[str, Any]] | None = None) -> None:
         """Why the sides differ and whether each reproduces itself: the kernels and determinism sections + facts.
 
         ``sides`` maps a label to a callable running that side's forward; ``bound`` is one side's elementwise
-        float64 error bound (pairs are judged against the sum of both sides').
+        float64 error bound (pairs are judged against the sum of both sides'). ``kernel_sides`` (default: ``sides``)
+        are the callables whose kernels are captured, e.g. the sides again under another thread count; ``cells``
+        replaces the determinism matrix's default settings cells.
         """
         from reportgen.measure.determinism import determinism_section
         from reportgen.measure.kernels import kernel_section
 
         with torch.no_grad():
             ctx.progress("kernel capture")
-            self.extra["kernels"] = kernel_section(sides, ctx.device, calls=calls, cudnn_bodies=cudnn_bodies)
+            self.extra["kernels"] = kernel_section(kernel_sides or sides, ctx.device, calls=calls,
+                                                   cudnn_bodies=cudnn_bodies)
             ctx.progress("determinism matrix")
-            self.extra["determinism"] = determinism_section(sides, ctx.device, bound=bound, repeats=repeats)
+            self.extra["determinism"] = determinism_section(sides, ctx.device, bound=bound, repeats=repeats,
+                                                            cells=cells)
         for section in ("kernels", "determinism"):
             for key, value in self.extra[section]["facts"].items():
                 self.fact(key, value)

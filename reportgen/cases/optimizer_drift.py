@@ -518,8 +518,7 @@ def _why(ctx: CaseContext, out: CaseOutput) -> None:
     lr*sign(grad) and only the gradient's rounding (which comes from the forward's and backward's kernels) can
     differ. Forward outputs have a rigorous bound, the stepped parameters do not.
     """
-    from reportgen.measure.determinism import cpu_cells, determinism_section, threads_control
-    from reportgen.measure.kernels import kernel_section
+    from reportgen.measure.determinism import cpu_cells, threads_control
 
     p, dev, dtype = ctx.params, ctx.device, ctx.dtype
     t = _trio(dict(p), dtype, dev)
@@ -538,21 +537,15 @@ def _why(ctx: CaseContext, out: CaseOutput) -> None:
         # the other count as well: a changed implementation, not only a changed split, can explain changed bits.
         for label, fn in sides.items():
             kernel_sides[_threads_label(label, other)] = _with_threads(fn, other)
-    with torch.no_grad():
-        ctx.progress("kernel capture")
-        out.extra["kernels"] = kernel_section(kernel_sides, dev, calls=3)
-        ctx.progress("determinism matrix")
-        det = determinism_section(sides, dev, bound=bound, repeats=3, cells=cells)
+    out.explain(ctx, sides, bound, kernel_sides=kernel_sides, cells=cells)
+    det = out.extra["determinism"]
     if dev.type == "cpu" and torch.get_num_threads() == 1 < other:
         # The control compares 1 thread with the current count, which is 1 under the suite's pin: run it with the
         # other count so it compares 1 with all cores, as the matrix cell does.
         with applied_settings(num_threads=other):
             det["controls"]["threads"] = threads_control()
         det["facts"]["determinism.control.threads_change_bits"] = not det["controls"]["threads"]["bitwise_equal"]
-    out.extra["determinism"] = det
-    for section in (out.extra["kernels"], det):  # as CaseOutput.explain publishes them: declared names only
-        for key, value in section["facts"].items():
-            out.fact(key, value)
+        out.fact("determinism.control.threads_change_bits", det["facts"]["determinism.control.threads_change_bits"])
     _why_thread_facts(out, det, out.extra["kernels"], dev, other)
     out.note(f"Kernels and determinism: Linear({p['in_channels']}, {p['out_channels']}) and "
              f"Conv1d({p['in_channels']}, {p['out_channels']}, 1) forwards on the variant's "
