@@ -66,7 +66,7 @@ def test_growth_runs_the_forward_comparisons_conv_kernel_or_says_it_did_not(cpu_
     from reportgen.cases.linear_vs_conv1d import _growth_path
     other = CaseOutput()
     other.facts.update({**same, "growth.conv_op": "aten::slow_conv2d_forward"})
-    _growth_path(other)
+    _growth_path(cpu_ctx({**get("linear_vs_conv1d").defaults, **TINY}), other)
     f = other.facts
     assert f["growth.conv_path_as_forward"] is None and any("growth stacks' Conv1d ran" in n for n in other.notes)
     claim = next(c for c in load_suite("quick").cases[0].claims if c.id == "conv1d-linear-diff-grows-with-depth")
@@ -260,3 +260,12 @@ def test_growth_claims_read_the_default_init_stack(cpu_ctx, suite):
     assert verdict(flat, "conv1d-linear-rel-diff-grows-with-depth") == "does not hold"
     assert verdict({**facts, "growth.depth.spearman": 1.0, "growth.depth.diff_last": 1e-6},
                    "conv1d-linear-diff-grows-with-depth") == "holds"
+
+
+def test_a_robustness_rerun_judges_the_growth_claims_too(cpu_ctx):
+    """A robustness rerun skips the kernel section; the forward's Conv1d op is profiled alone there, so the growth
+    claims are judged on every seed instead of 'not measurable here' on all but the first."""
+    info = get("linear_vs_conv1d")
+    facts = info.run(cpu_ctx({**info.defaults, **TINY}, timing_enabled=False, robustness_run=True)).facts
+    assert not any(k.startswith("kernels.") for k in facts)
+    assert facts["forward.conv_op"] == facts["growth.conv_op"] and facts["growth.conv_path_as_forward"] is True

@@ -261,11 +261,18 @@ def _validate(p: Mapping[str, Any]) -> None:
                          "(at least 2 rows)")
 
 
-def _growth_path(out: CaseOutput) -> None:
+def _growth_path(ctx: CaseContext, out: CaseOutput) -> None:
     """Fact ``growth.conv_path_as_forward`` (after _why, whose kernel section profiled the forward's Conv1d): True
     when the growth stack's Conv1d ran the ATen op the forward comparison's Conv1d ran; missing (not False)
-    otherwise, so a claim on growth is not judged on another kernel."""
+    otherwise, so a claim on growth is not judged on another kernel. A robustness rerun has no kernel section:
+    there the forward's Conv1d is profiled once for its op alone, so the growth claims are judged on every seed."""
     growth, forward = out.facts.get("growth.conv_op"), out.facts.get("kernels.conv1d.op")
+    if forward is None and getattr(ctx, "robustness_run", False):
+        _, conv, x, _ = _pair_and_input(ctx, 0)
+        with torch.no_grad():
+            from reportgen.measure.kernels import dispatched_op
+
+            forward = dispatched_op(lambda: _conv_forward(conv, x), ctx.device)
     out.fact("forward.conv_op", forward)
     out.fact("growth.conv_path_as_forward", True if growth and growth == forward else None)
     if growth != forward:
@@ -693,7 +700,7 @@ def run(ctx: CaseContext) -> CaseOutput:
     robust = getattr(ctx, "robustness_run", False)
     if not robust:  # kernels, determinism and timing: once, on the main run
         _why(ctx, out)
-    _growth_path(out)  # after _why: reads the kernel facts
+    _growth_path(ctx, out)  # after _why: reads the kernel facts
     _reduced_precision(ctx, out)  # after _why: reads the kernel facts
     if ctx.timing_enabled and not robust:
         _timing(ctx, out)
