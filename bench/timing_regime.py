@@ -274,8 +274,12 @@ def main() -> None:
                       f"{[None if f is None else round(f) for f in s_['conv1d_minflt_per_call']]}")
         for method in ("harness", "published_timeit"):
             print(f"   check {method} vs torch.utils.benchmark:", json.dumps(v["summary"][f"check_{method}"]))
-    for regime, chk in (res.get("report_check") or {}).items():
-        print(f"report {a.results}, regime {regime}: {json.dumps(chk)}")
+    check = res.get("report_check") or {}
+    if "error" in check:
+        print(f"report {a.results}: {check['error']}")
+    else:
+        for regime, chk in check.items():
+            print(f"report {a.results}, regime {regime}: {json.dumps(chk)}")
     if "conv1d_faulting_over_warm" in res:
         print(f"Conv1d faulting/warm (harness medians): {res['conv1d_faulting_over_warm']:.2f}")
     print(f"wall {res['wall_s']:.0f} s")

@@ -10,7 +10,8 @@ Rule format (YAML)::
       op: "<"                  # < <= > >= == != in not_in
       value: 1.0               # a literal, or {fact: other.fact, times: 2.0} (another fact of the same result)
       margin: 0.10             # optional: relative margin a *noisy* fact must clear (default 0.10)
-      spread: {low: f.min, high: f.max}   # optional: the fact's measured range (e.g. per interleaved round)
+      spread: {low: f.min, high: f.max}   # optional: the fact's measured range (e.g. per interleaved round);
+                                          # over: what the range is over, as the evidence says it (default rounds)
     # or {all: [rule, ...]} / {any: [rule, ...]} / {not: rule}
     # optional, at the top of a rule only: requires: {device: cuda, dtype: float32, facts: [a.fact]}
     # (facts: preconditions, each must be true in a result for the rule to judge it, e.g. "the kernel under
@@ -47,6 +48,8 @@ not measurable (a failed rerun, a timing fact absent with timing off) is counted
 """
 
 from __future__ import annotations
+
+import re
 
 import math
 from typing import Any, Callable, Iterable, Mapping
@@ -154,8 +157,12 @@ def _validate_fact_ref(ref: Mapping[str, Any], where: str, path: str) -> None:
 def _validate_spread(spread: Any, op: str, where: str, path: str) -> None:
     if op not in ORDER_OPS:
         raise _fail(where, path, f"a spread needs an ordering op ({' '.join(ORDER_OPS)}), not {op!r}")
-    if not isinstance(spread, Mapping) or set(map(str, spread)) != {"low", "high"}:
-        raise _fail(where, path, f"expected {{low: <fact>, high: <fact>}}, got {spread!r}")
+    if not isinstance(spread, Mapping) or not {"low", "high"} <= set(map(str, spread)) <= {"low", "high", "over"}:
+        raise _fail(where, path, f"expected {{low: <fact>, high: <fact>[, over: <word>]}}, got {spread!r}")
+    if "over" in spread and not (isinstance(spread["over"], str) and re.fullmatch(r"[a-z][a-z -]{0,39}",
+                                                                                  spread["over"])):
+        raise _fail(where, f"{path}.over", f"expected a plural noun such as rounds or processes, got "
+                                           f"{spread['over']!r}")
     for key in ("low", "high"):
         if not isinstance(spread[key], str) or not spread[key]:
             raise _fail(where, f"{path}.{key}", f"expected a fact name, got {spread[key]!r}")
@@ -255,6 +262,7 @@ def _leaf(rule: Mapping[str, Any], facts: Mapping[str, Any], result_id: str,
           "outcome": outcome, "noisy": noisy}
     if spread is not None:
         ev["spread"] = list(spread)
+        ev["spread_over"] = str(rule["spread"].get("over", "rounds"))
     evidence.append(ev)
     return outcome
 
@@ -465,11 +473,12 @@ def evidence_text(ev: Mapping[str, Any], fmt: Callable[[Any], str] = str) -> str
     if op in ORDER_OPS and isinstance(threshold, str):  # another fact ("2 x timing.b (= 0.0012)"): no quotes
         t = threshold
     spread = ev.get("spread")
-    rounds = (f" (rounds {_shown(spread[0], fmt)} to {_shown(spread[1], fmt)})"
+    over = ev.get("spread_over") if isinstance(ev.get("spread_over"), str) else "rounds"
+    rounds = (f" ({over} {_shown(spread[0], fmt)} to {_shown(spread[1], fmt)})"
               if isinstance(spread, (list, tuple)) and len(spread) == 2 else "")
     if outcome == NOISY:
         if rounds:
-            return f"= {v}{rounds}: {op} {t} in some rounds only, too noisy to decide"
+            return f"= {v}{rounds}: {op} {t} in some {over} only, too noisy to decide"
         return f"= {v}, within the noise margin of {op} {t}: too noisy to decide"
     ok = outcome == TRUE
     if op == "==":

@@ -55,13 +55,18 @@ class _Group(click.Group):
         except ValueError:  # not the main thread (an embedding caller): leave signals to it
             pass
         try:
-            return self._invoke(ctx)
+            result = self._invoke(ctx)
         except KeyboardInterrupt:
             click.echo(f"reportgen: {_signal_name()}", err=True)
             sys.exit(_signal_exit_code())
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
+        if previous is not None:
+            # The work is done and written: a Ctrl-C from here to the interpreter's exit would otherwise escape as
+            # a bare KeyboardInterrupt (exit -2 with a traceback) after everything succeeded.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        return result
 
     def _invoke(self, ctx: click.Context) -> Any:
         try:

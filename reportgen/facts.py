@@ -191,7 +191,7 @@ def rule_facts(rule: Any) -> list[str]:
             names.append(value["fact"])
         spread = rule.get("spread")
         if isinstance(spread, dict):
-            names.extend(v for v in spread.values() if isinstance(v, str))
+            names.extend(spread[k] for k in ("low", "high") if isinstance(spread.get(k), str))  # not its "over"
         for key in ("all", "any"):
             for sub in rule.get(key, []) or []:
                 names.extend(rule_facts(sub))

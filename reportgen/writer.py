@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import os
+import secrets
 import socket
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,15 @@ from typing import Any
 STALE_AFTER_S = 24 * 3600
 
 
-def _host_id() -> str:
-    # A hash, not the host name: the name can carry a user's or an organisation's name into a public report.
-    return hashlib.sha256(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:16]
+def _host_id(salt: str = "") -> str:
+    # A salted hash, not the host name: the name can carry a user's or an organisation's name into a public report,
+    # and an unsalted hash of a likely name (a dictionary of "gpu-node-17"s) would give it back.
+    return hashlib.sha256((salt + socket.gethostname()).encode("utf-8", "replace")).hexdigest()[:16]
+
+
+#: this process's salt for its writer record: random, so the hash cannot be looked up; kept beside the hash so that
+#: a later reader on the same host can recompute it (equality is all that is ever asked of it)
+_SALT = secrets.token_hex(8)
 
 
 def _boot_id() -> str | None:
@@ -51,7 +58,8 @@ def _start_ticks(pid: int) -> int | None:
 def writer_info(updated: str) -> dict[str, Any]:
     """This process as the writer of an archive, last written at ``updated`` (ISO 8601)."""
     pid = os.getpid()
-    return {"pid": pid, "host": _host_id(), "boot": _boot_id(), "pid_start": _start_ticks(pid), "updated": updated}
+    return {"pid": pid, "host": _host_id(_SALT), "host_salt": _SALT, "boot": _boot_id(), "pid_start": _start_ticks(pid),
+            "updated": updated}
 
 
 def _pid_alive(pid: int) -> bool:
@@ -85,7 +93,8 @@ def writer_gone(writer: Any, now: _dt.datetime | None = None) -> str | None:
         return None
     now = now or _dt.datetime.now(_dt.timezone.utc)
     pid = writer.get("pid")
-    if writer.get("host") == _host_id() and isinstance(pid, int) and not isinstance(pid, bool):
+    salt = writer.get("host_salt") if isinstance(writer.get("host_salt"), str) else ""  # unsalted: older archives
+    if writer.get("host") == _host_id(salt[:64]) and isinstance(pid, int) and not isinstance(pid, bool):
         boot = _boot_id()
         if boot is not None and writer.get("boot") not in (None, boot):
             return f"its writer (pid {pid}) ran before this machine last booted"

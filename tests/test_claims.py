@@ -218,7 +218,7 @@ def _rule_facts(rule: dict) -> set[str]:
         if isinstance(rule["value"], dict):
             names.add(rule["value"]["fact"])
         if "spread" in rule:
-            names |= set(rule["spread"].values())
+            names |= {rule["spread"]["low"], rule["spread"]["high"]}  # not its "over" word
         return names
     if "not" in rule:
         return _rule_facts(rule["not"])

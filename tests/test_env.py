@@ -102,3 +102,6 @@ def test_a_process_alone_records_no_host_name_a_launch_does():
     ranked = collect_launch({"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2",
                              "GROUP_RANK": "0"})
     assert ranked["launcher"] == "torchrun" and ranked["rank"] == 1 and ranked["host"]
+    # a plain run inside a Slurm job (or torchrun of one process) is alone too
+    in_job = collect_launch({"SLURM_PROCID": "0", "SLURM_NTASKS": "1", "SLURM_LOCALID": "0", "SLURM_NODEID": "0"})
+    assert in_job["launcher"] == "slurm" and in_job["world_size"] == 1 and "host" not in in_job

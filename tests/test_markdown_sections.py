@@ -184,6 +184,10 @@ def test_launch_in_header_only_for_a_rank_of_a_launch(pair_data):
     assert env["launch"]["launcher"] == "none"  # this test process runs alone
     assert " of 1 (" not in render_markdown(data)
     assert "<h3>Launch</h3>" not in render_html(data)  # nor a Launch table in report.html
+    env["launch"] = {"launcher": "slurm", "rank": 0, "world_size": 1}  # a plain run inside a job: alone too
+    assert "<h3>Launch</h3>" not in render_html(data)
+    env["launch"] = {"rank": 0}  # an archive without launcher / world size renders (StrictUndefined)
+    assert "<h3>Launch</h3>" not in render_html(data)
     env["launch"] = {"launcher": "torchrun", "rank": 1, "world_size": 4, "local_rank": 1, "local_world_size": 2,
                      "node_rank": 0, "host": "node-a|<b>"}
     md = render_markdown(data)

@@ -109,6 +109,19 @@ def test_flipping_claim_is_fragile_stable_one_is_not(tmp_path):
     assert any("Robustness: the claims were also judged on seeds 1-11" in x for x in data["cases"][0]["notes"])
 
 
+def test_robustness_note_says_how_many_seeds_measured_the_claim():
+    def note(**verdicts):
+        return robustness_note({"robustness": {"seeds": sum(verdicts.values()), "fragile": False,
+                                               "verdicts": {k.replace("_", " "): v for k, v in verdicts.items()}}})
+
+    assert note(holds=5) == "same verdict on every seed measured (5 seeds): holds 5/5"
+    assert note(holds=3, not_measurable_here=2) == ("same verdict on every seed measured (3 of 5 seeds): holds 3/5, "
+                                                     "not measurable here 2/5")
+    # a timing claim: only the main run measures it (reruns run with timing off)
+    assert note(holds=1, not_measurable_here=13) == ("not judged over seeds (measured on 1 of 14 seeds): holds 1/14, "
+                                                      "not measurable here 13/14")
+
+
 def test_reruns_have_timing_off_and_the_flag(tmp_path):
     path = _suite(tmp_path, "cases:\n  - name: s\n    kind: _test_seeded\n    devices: [cpu]\n"
                             "    robustness: {seeds: 3}\n    claims:\n"

@@ -69,6 +69,11 @@ def test_the_answers_timeit_runs_in_named_regimes():
         assert f[f"{key}.conv1d_regime"] in ("warm", "faulting", "mixed: faulting, warm")
     rows = [r for t in out.tables if "%%timeit" in t.get("title", "") for r in t["rows"]]
     assert len(rows) == 2 * len(PUBLISHED_REGIMES)  # a row per fresh process
+    one = CaseOutput(schema=FACTS, kind="linear_vs_conv1d")
+    _published_timing(CaseContext(name="t", params={"published_timing_processes": 1}, device=torch.device("cpu"),
+                                  dtype=torch.float32, seed=0), one)
+    assert one.facts["timing.published.warm.processes"] == 1 and one.facts["timing.published.warm.stable"] is None
+    assert any("1 process: agreement between processes not measured" in n for n in one.notes)
     # the warm allocator keeps oneDNN's buffers mapped: no page faults per Conv1d call there
     assert out.facts["timing.published.warm.conv1d_minflt_per_call"] < 50
     assert any("Timed as the answer times it" in n for n in out.notes)

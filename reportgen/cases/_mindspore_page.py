@@ -84,9 +84,11 @@ def run_torch_examples(seed: int) -> list[PublishedRun]:
     """The page's four PyTorch halves, each in its own namespace, the global generator seeded with ``seed``."""
     import torch
 
+    # torch.manual_seed seeds every CUDA generator too: fork them all, so that nothing outside is disturbed
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
     runs = []
     for i in range(1, len(EXAMPLES) + 1):
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
             runs.append(run_published(torch_published(i)))
     return runs

@@ -46,7 +46,7 @@ DEFAULTS: dict[str, Any] = {
     "growth_in_features": [8, 32, 128, 512, 1024, 4096],
     "growth_rows": 1024,
     "histogram_bins": 40,
-    # fresh processes per allocator regime timing the answer's %%timeit (each about 2-5 s): with glibc's defaults
+    # fresh processes per allocator regime timing the answer's %%timeit (each about 6-8 s): with glibc's defaults
     # fresh processes disagree by several times, so one process says little
     "published_timing_processes": 5,
 }
@@ -588,7 +588,8 @@ def _published_timing(ctx: CaseContext, out: CaseOutput) -> None:
         ratios = [c.median_s / lin.median_s for lin, c in pairs if lin.median_s > 0]
         regimes = sorted({c.regime or "unknown" for _, c in pairs})
         faults = _median([c.mean_minflt_per_call for _, c in pairs])
-        stable = bool(ratios) and max(ratios) <= STABLE_SPREAD * min(ratios) and len(regimes) == 1
+        # with one process there is nothing to agree with: stable is not measured (None), not true
+        stable = (max(ratios) <= STABLE_SPREAD * min(ratios) and len(regimes) == 1) if len(ratios) > 1 else None
         ratio = _median(ratios) if ratios else None
         out.fact(f"{key}.linear_s", _median([lin.median_s for lin, _ in pairs]))
         out.fact(f"{key}.conv1d_s", _median([c.median_s for _, c in pairs]))
@@ -608,8 +609,11 @@ def _published_timing(ctx: CaseContext, out: CaseOutput) -> None:
                          c.mean_minflt_per_call, c.regime or "–"])
         if ratio is not None:
             where = "with a warm allocator" if regime == "warm" else "in a fresh process with glibc defaults"
-            spread = (f"{min(ratios):.2g}–{max(ratios):.2g}× over {len(ratios)} processes"
+            spread = ("1 process: agreement between processes not measured" if len(ratios) == 1 else
+                      f"{min(ratios):.2g}–{max(ratios):.2g}× over {len(ratios)} processes"
                       + ("" if stable else ", unstable: the processes disagree"))
+            if len(pairs) < n:
+                spread += f"; {n - len(pairs)} of {n} processes could not be timed"
             said.append(f"{ratio:.2g}× {where} ({spread}; Conv1d: median {faults:.0f} page faults per call, "
                         f"the processes {'all ' + regimes[0] if len(regimes) == 1 else ' / '.join(regimes)})")
     if rows:

@@ -214,8 +214,8 @@ _LAUNCH_VARS = {"torchrun": ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SI
 
 def collect_launch(environ: dict[str, str] | None = None) -> dict[str, Any]:
     """Which process of which launch this is: the launcher (torchrun, slurm or none), rank, world size, local
-    rank, node and host. A fleet comparison names each device by it; one process alone is rank 0 of 1, and its
-    host name is not recorded: a report of one process goes onto a public ticket, where a machine's name tells
+    rank, node and host. A fleet comparison names each device by it; one process alone (no launcher, or a launch
+    of one: a plain run inside a Slurm job) is rank 0 of 1, and its host name is not recorded: a report of one process goes onto a public ticket, where a machine's name tells
     nothing about the numerics and may tell an outsider something about the network."""
     env = os.environ if environ is None else environ
 
@@ -229,7 +229,7 @@ def collect_launch(environ: dict[str, str] | None = None) -> dict[str, Any]:
     values = [num(n) for n in names] if names else [0, 1, 0, 1, 0]
     launch = {"launcher": launcher, "rank": values[0], "world_size": values[1], "local_rank": values[2],
               "local_world_size": values[3], "node_rank": values[4]}
-    if launcher != "none":
+    if isinstance(values[1], int) and values[1] > 1:  # a rank of a launch of several (as distributed.detect)
         launch["host"] = _field(socket.gethostname)
     return launch
 

@@ -155,8 +155,15 @@ def robustness_note(claim: dict[str, Any]) -> str:
     n, counts = rob.get("seeds", 0), rob["verdicts"]
     keys = [k for k in _ROBUSTNESS_ORDER if k in counts] + sorted(k for k in counts if k not in _ROBUSTNESS_ORDER)
     tally = ", ".join(f"{k} {counts[k]}/{n}" for k in keys)
-    head = "fragile" if rob.get("fragile") else f"same verdict on every seed measured ({n} seeds)"
-    return f"{head}: {tally}" if not rob.get("fragile") else f"{head} ({tally})"
+    if rob.get("fragile"):
+        return f"fragile ({tally})"
+    measured = sum(v for k, v in counts.items() if k != "not measurable here" and isinstance(v, int))
+    if measured <= 1 < n:
+        # e.g. a timing claim: reruns over seeds run with timing off, so its robustness is its rounds' spread
+        return f"not judged over seeds (measured on {measured} of {n} seeds): {tally}"
+    if measured < n:
+        return f"same verdict on every seed measured ({measured} of {n} seeds): {tally}"
+    return f"same verdict on every seed measured ({n} seeds): {tally}"
 
 
 def anchor(value: Any) -> str:
