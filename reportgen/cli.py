@@ -37,6 +37,18 @@ def _signal_exit_code() -> int:
     return EXIT_SIGTERM if _terminated else EXIT_SIGINT
 
 
+#: set by :func:`entry` (the console script, ``python -m reportgen``): this process ends with the command, so a late
+#: Ctrl-C may be ignored; an embedding caller (``main(...)`` in-process, tests) keeps its own SIGINT handling
+_PROCESS_ENTRY = False
+
+
+def entry() -> None:
+    """The ``reportgen`` console script and ``python -m reportgen``: :func:`main` as the whole process."""
+    global _PROCESS_ENTRY
+    _PROCESS_ENTRY = True
+    main()
+
+
 def _signal_name() -> str:
     return "terminated (SIGTERM)" if _terminated else "interrupted"
 
@@ -57,12 +69,16 @@ class _Group(click.Group):
         try:
             result = self._invoke(ctx)
         except KeyboardInterrupt:
+            if previous is not None and _PROCESS_ENTRY:
+                # Exiting with 130 / 143 now: a second Ctrl-C (or one still pending) while the exit unwinds must
+                # not turn it into a bare KeyboardInterrupt at the top (exit -2, seen under load)
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
             click.echo(f"reportgen: {_signal_name()}", err=True)
             sys.exit(_signal_exit_code())
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
-        if previous is not None:
+        if previous is not None and _PROCESS_ENTRY:
             # The work is done and written: a Ctrl-C from here to the interpreter's exit would otherwise escape as
             # a bare KeyboardInterrupt (exit -2 with a traceback) after everything succeeded.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
