@@ -225,7 +225,7 @@ def test_garbage_output(tmp_path, case):
 # ------------------------------------------------------------------------------------------- probe scripts
 
 
-ALLOWED_IMPORTS = {"__future__", "inspect", "os", "sys", "time", "json", "re", "traceback", "typing", "numpy",
+ALLOWED_IMPORTS = {"__future__", "contextlib", "io", "inspect", "os", "sys", "time", "json", "re", "traceback", "typing", "numpy",
                    "_probe_io", "mindspore", "jax", "jaxlib"}
 
 
