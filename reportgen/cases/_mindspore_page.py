@@ -94,6 +94,19 @@ def run_torch_examples(seed: int) -> list[PublishedRun]:
     return runs
 
 
+def publish_examples(out, runs: list[PublishedRun], prefix: str) -> list[bool]:
+    """Facts ``<prefix>example<N>.{printed,page_says,matches_page}`` for the PyTorch halves' runs; returns the
+    matches, example by example."""
+    matches = []
+    for i, run in enumerate(runs, 1):
+        printed, says = run.printed.strip(), page_says(run.published.snippet)
+        out.fact(f"{prefix}example{i}.printed", printed)
+        out.fact(f"{prefix}example{i}.page_says", says)
+        out.fact(f"{prefix}example{i}.matches_page", printed == says)
+        matches.append(printed == says)
+    return matches
+
+
 def section(runs: list[PublishedRun], departures: tuple[str, ...], *, mindspore: dict | None = None) -> dict:
     """One ``extra["published"]`` section for the four examples: their text joined as the page lays it out,
     what each printed, and (cross-framework) the MindSpore halves with what the probe printed."""

@@ -206,11 +206,7 @@ def _torch_examples(ctx: CaseContext, out: CaseOutput) -> None:
     """The page's four code examples, PyTorch halves, run as published (their MindSpore halves run in the probe):
     what each printed against what the page says it prints."""
     runs = page.run_torch_examples(ctx.seed)
-    for i, run in enumerate(runs, 1):
-        printed, says = run.printed.strip(), page.page_says(run.published.snippet)
-        out.fact(f"torch.published.example{i}.printed", printed)
-        out.fact(f"torch.published.example{i}.page_says", says)
-        out.fact(f"torch.published.example{i}.matches_page", printed == says)
+    page.publish_examples(out, runs, "torch.published.")
     out.extra["published_runs"] = runs  # the section is written once the probe's halves are in (_tables)
 
 

@@ -127,14 +127,7 @@ def _published(ctx: CaseContext, out: CaseOutput) -> None:
     """The page's four PyTorch examples run as text: what each printed against what the page says it prints,
     and the default initialisation of example 1's own module (weight and bias against U(-sqrt(k), sqrt(k)))."""
     runs = page.run_torch_examples(ctx.seed)
-    matches = []
-    for i, run in enumerate(runs, 1):
-        printed, says = run.printed.strip(), page.page_says(run.published.snippet)
-        out.fact(f"published.example{i}.printed", printed)
-        out.fact(f"published.example{i}.page_says", says)
-        out.fact(f"published.example{i}.matches_page", printed == says)
-        matches.append(printed == says)
-    out.fact("published.examples_match_page", all(matches))
+    out.fact("published.examples_match_page", all(page.publish_examples(out, runs, "published.")))
     net = runs[0]["net"]
     out.fact("published.init.bias_present_by_default", net.bias is not None)
     out.extra["published"] = page.section(runs, _DEPARTURES)
